@@ -1,0 +1,158 @@
+"""Passwords, API tokens and sign-in.
+
+Passwords are hashed with Argon2 through pwdlib and rehashed on sign-in when the parameters
+rise. API tokens are random, shown once, and stored as a SHA-256 hash with a short prefix to
+recognise them by. Failed sign-ins are counted in the audit log, so throttling holds across
+processes and servers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.db import utcnow
+from core.errors import AuthError
+from core.models import ApiToken, AuditLog, User
+
+TOKEN_PREFIX = "crm_"
+MAX_FAILED_LOGINS = 5
+FAILED_LOGIN_WINDOW = dt.timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 10
+
+
+class ThrottledError(AuthError):
+    """Too many failed sign-ins for this account recently."""
+
+
+@functools.cache
+def _hasher():
+    from pwdlib import PasswordHash
+
+    return PasswordHash.recommended()
+
+
+def hash_password(password: str) -> str:
+    """An Argon2 hash of ``password``."""
+    return _hasher().hash(password)
+
+
+def check_password_strength(password: str) -> None:
+    """Raise ``ValueError`` when ``password`` is too weak to accept."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    if password.strip() == "" or len(set(password)) < 4:
+        raise ValueError("password is too simple")
+
+
+def generate_password() -> str:
+    """A random password suitable to print once."""
+    return secrets.token_urlsafe(15)
+
+
+def authenticate(session: Session, email: str, password: str, ip: str | None = None) -> User:
+    """The active user with this e-mail and password, else ``AuthError``.
+
+    Every attempt is audited; after ``MAX_FAILED_LOGINS`` failures within
+    ``FAILED_LOGIN_WINDOW`` further attempts raise ``ThrottledError`` without checking.
+    """
+    email = email.strip().lower()
+    since = utcnow() - FAILED_LOGIN_WINDOW
+    failures = session.scalar(
+        select(func.count())
+        .select_from(AuditLog)
+        .where(AuditLog.action == "login_failed", AuditLog.actor == email, AuditLog.at >= since)
+    )
+    if failures >= MAX_FAILED_LOGINS:
+        raise ThrottledError("too many failed sign-ins; try again in a few minutes")
+    user = session.scalar(select(User).where(User.email == email))
+    valid, new_hash = False, None
+    if user is not None:
+        valid, new_hash = _hasher().verify_and_update(password, user.password_hash)
+    else:
+        _hasher().hash(password)  # spend the same time whether or not the user exists
+    if not valid or user is None or not user.is_active:
+        audit.record(
+            session,
+            "login_failed",
+            "user",
+            None,
+            detail="wrong e-mail or password",
+            actor=audit.Actor(label=email, ip=ip),
+        )
+        raise AuthError("wrong e-mail or password")
+    if new_hash:
+        user.password_hash = new_hash
+    audit.record(session, "login", "user", user.id, actor=audit.Actor(email, user.id, ip))
+    return user
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A freshly created token: ``secret`` is shown once and never stored."""
+
+    id: int
+    name: str
+    secret: str
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(
+    session: Session, user: User, name: str, expires_at: dt.datetime | None = None
+) -> NewToken:
+    """Create an API token for ``user``."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id,
+        name=name,
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        token_hash=_digest(secret),
+        expires_at=expires_at,
+    )
+    session.add(token)
+    session.flush()
+    audit.record(
+        session,
+        "create",
+        "api_token",
+        token.id,
+        after={"user": user.email, "name": name, "prefix": token.prefix},
+    )
+    return NewToken(token.id, name, secret)
+
+
+def verify_token(session: Session, secret: str) -> User:
+    """The user a bearer token belongs to, else ``AuthError`` (unknown, revoked, expired)."""
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
+    now = utcnow()
+    if token is None or token.revoked_at is not None:
+        raise AuthError("invalid or revoked token")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise AuthError("token expired")
+    if not token.user.is_active:
+        raise AuthError("user is deactivated")
+    return token.user
+
+
+def revoke_tokens(session: Session, user: User, name: str | None = None) -> int:
+    """Revoke ``user``'s tokens (only the one called ``name`` when given); return how many."""
+    query = select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    if name is not None:
+        query = query.where(ApiToken.name == name)
+    tokens = list(session.scalars(query))
+    for token in tokens:
+        token.revoked_at = utcnow()
+        audit.record(
+            session, "revoke", "api_token", token.id, after={"user": user.email, "name": token.name}
+        )
+    return len(tokens)

@@ -1,0 +1,225 @@
+"""The core's own hook implementations: built-in roles, permissions and checklist items.
+
+Registered under the name ``core`` before any plugin, with the same hooks a plugin uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from core import hookimpl
+
+if TYPE_CHECKING:
+    from core.runtime import Crm
+
+
+@hookimpl
+def manifest():
+    """The core describes itself like any module."""
+    from core import Manifest, __version__
+
+    return Manifest(
+        name="core", version=__version__, summary="Customers and the hook bus", category="other"
+    )
+
+
+@hookimpl
+def roles():
+    """The built-in roles."""
+    from core.permissions import Role
+
+    return [
+        Role("admin", "Administrator", "Everything, including modules, users and settings."),
+        Role("manager", "Manager", "Leads a team; sees the team's work and reports."),
+        Role("sales", "Salesperson", "Works with customers, deals and orders."),
+        Role("service", "Service agent", "Handles tickets and after-sale care."),
+        Role("marketing", "Marketer", "Builds segments and campaigns."),
+        Role("analyst", "Analyst", "Reads data and analytics; changes nothing."),
+    ]
+
+
+@hookimpl
+def permissions():
+    """Permissions on the core's own models."""
+    from core.permissions import Permission
+
+    return [
+        Permission("user", "read", "See users", ("manager",)),
+        Permission("user", "create", "Create users"),
+        Permission("user", "update", "Change users and their roles"),
+        Permission("user", "delete", "Deactivate users"),
+        Permission("module", "read", "See modules and their states", ("manager",)),
+        Permission("module", "manage", "Enable, disable, upgrade and uninstall modules"),
+        Permission("audit", "read", "Read the audit log", ("manager",)),
+        Permission("checklist", "read", "See the pre-deployment checklist", ("manager",)),
+        Permission("checklist", "attest", "Attest checklist items", ("manager",)),
+    ]
+
+
+def _schema_current(crm: Crm) -> str | None:
+    from core.migrate import check_current
+
+    problems = check_current(crm, crm.enabled_modules())
+    return "; ".join(problems) + " (run `crm db upgrade`)" if problems else None
+
+
+def _secret_key(crm: Crm) -> str | None:
+    if crm.settings.secret_key_is_default:
+        return "CRM_SECRET_KEY is the built-in default"
+    return None
+
+
+def _admin_password(crm: Crm) -> str | None:
+    from sqlalchemy import select
+
+    from core.models import User, UserRole
+
+    with crm.db.session() as session:
+        emails = session.scalars(
+            select(User.email)
+            .join(UserRole)
+            .where(UserRole.role == "admin", User.initial_password.is_(True), User.is_active)
+        ).all()
+    return f"still using the password from `crm init`: {', '.join(emails)}" if emails else None
+
+
+def _sqlite_wal(crm: Crm) -> str | None:
+    if crm.db.dialect != "sqlite":
+        return None
+    with crm.db.engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    return None if str(mode).lower() == "wal" else f"journal_mode is {mode}"
+
+
+def _recent_backup(crm: Crm) -> str | None:
+    from core.backup import last_backup_at
+    from core.db import utcnow
+
+    when = last_backup_at(crm)
+    if when is None:
+        return "no backup has been made with `crm db backup`"
+    age = utcnow() - when
+    if age > dt.timedelta(hours=crm.settings.backup_max_age_hours):
+        hours = int(age.total_seconds() // 3600)
+        return f"the last backup is {hours} hours old"
+    return None
+
+
+def _non_admin_user(crm: Crm) -> str | None:
+    from sqlalchemy import select
+
+    from core.models import User, UserRole
+
+    with crm.db.session() as session:
+        admins = select(UserRole.user_id).where(UserRole.role == "admin")
+        found = session.scalar(
+            select(User.id).where(User.is_active, User.id.not_in(admins)).limit(1)
+        )
+    return None if found else "only administrators can sign in"
+
+
+@hookimpl
+def checklist_items(crm):
+    """The core's checklist: technical safety plus the people and process items of a rollout."""
+    from core.checks import CheckItem
+
+    return [
+        CheckItem(
+            "core.E001",
+            "critical",
+            "technical",
+            "The secret key is not the default",
+            "set CRM_SECRET_KEY (or secret_key in crm.toml) to 32+ random characters;"
+            " `crm init` writes one",
+            _secret_key,
+            deploy=True,
+        ),
+        CheckItem(
+            "core.E002",
+            "error",
+            "technical",
+            "The administrator password was changed since `crm init`",
+            "run `crm users set-password EMAIL`",
+            _admin_password,
+            deploy=True,
+        ),
+        CheckItem(
+            "core.E003",
+            "critical",
+            "technical",
+            "The database schema matches the code",
+            "run `crm db upgrade`",
+            _schema_current,
+        ),
+        CheckItem(
+            "core.W004",
+            "warning",
+            "technical",
+            "SQLite runs in WAL mode",
+            "the core enables WAL on connect; check that the file system supports it",
+            _sqlite_wal,
+        ),
+        CheckItem(
+            "core.W005",
+            "warning",
+            "technical",
+            "A backup was made recently",
+            "run `crm db backup FILE` on a schedule (see CRM_BACKUP_MAX_AGE_HOURS)",
+            _recent_backup,
+            deploy=True,
+        ),
+        CheckItem(
+            "core.W006",
+            "warning",
+            "people",
+            "At least one user who is not an administrator exists",
+            "add staff with `crm users add`",
+            _non_admin_user,
+            deploy=True,
+        ),
+        CheckItem(
+            "core.W010",
+            "warning",
+            "people",
+            "A project owner and an executive sponsor"
+            " are named and have agreed to the goals of the CRM",
+            "attest with `crm check --ack core.W010 --by EMAIL --note 'who'`",
+            deploy=True,
+        ),
+        CheckItem(
+            "core.W011",
+            "warning",
+            "people",
+            "Every user has been trained on the features they will use, with time set aside for it",
+            "plan sessions per role before go-live, then attest",
+            deploy=True,
+        ),
+        CheckItem(
+            "core.W012",
+            "warning",
+            "process",
+            "A rollout plan with dates, success"
+            " measures (KPIs) and a person responsible for each step is agreed",
+            "write the plan, then attest",
+            deploy=True,
+        ),
+        CheckItem(
+            "core.W013",
+            "warning",
+            "data",
+            "The sources of customer data, their owners"
+            " and the rules for duplicates and data quality are agreed",
+            "list every source (shop, phone, Zalo, Facebook, e-mail) and attest",
+            deploy=True,
+        ),
+        CheckItem(
+            "core.I014",
+            "info",
+            "process",
+            "The sales and service processes the CRM"
+            " supports were reviewed, not only copied from the old tools",
+            "review with the teams, then attest",
+            deploy=True,
+        ),
+    ]

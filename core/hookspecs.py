@@ -1,0 +1,233 @@
+"""Every hook of the CRM, with what it receives and what it returns.
+
+Plugins implement these with ``from core import hookimpl``. Argument names are the same across
+hooks: ``crm`` is the running :class:`core.runtime.Crm` (settings, database, hooks), ``session``
+an open SQLAlchemy session inside the caller's transaction, ``cli`` the root click group.
+
+Naming: ``register_*`` hooks receive something to add to; nouns (``models``, ``migrations``,
+``checklist_items``) return the plugin's contribution; past-tense verbs (``customer_created``)
+are events called after the transaction commits.
+
+Hooks that describe one module (``manifest``, ``migrations``, ``models``, ``post_install``,
+``pre_uninstall``) are called for that module alone. Collector and event hooks are called for
+the core and every *enabled* module, one implementation at a time: one that raises is logged
+with its plugin's name and the others still run.
+"""
+
+from __future__ import annotations
+
+from core import hookspec
+
+# --- What a module is -------------------------------------------------------------------------
+
+
+@hookspec
+def manifest():
+    """Describe this module.
+
+    Called once when the plugin is loaded, before any other hook. Return a
+    :class:`core.Manifest` (or a dict with the same fields): name (equal to the entry point's
+    name), version, summary, category, ``depends`` (other modules) and ``core`` (the core
+    versions supported, a PEP 440 specifier). A plugin without a valid manifest is not loaded.
+    """
+
+
+@hookspec
+def hookspecs():
+    """Publish hook specifications of this module for the modules that depend on it.
+
+    Called when the plugin is loaded. Return a module or class whose functions are marked with
+    ``core.hookspec``; the core adds them to the hook bus, so dependents can ``@hookimpl`` them
+    (for example ``operational`` publishes ``order_placed`` and ``smart_sales`` implements it).
+    """
+
+
+@hookspec
+def migrations():
+    """Where this module's Alembic migrations live.
+
+    Called for this module when its schema is installed, upgraded, checked or removed. Return
+    the path of a folder of Alembic revision files. The first revision has
+    ``branch_labels = ("<module>",)`` and ``down_revision = None``; it may set ``depends_on`` to
+    a revision of a module it depends on. Return ``None`` for a module without tables.
+    """
+
+
+@hookspec
+def models():
+    """The SQLAlchemy ORM classes (or ``Table`` objects) this module owns.
+
+    Called for this module when its tables must be known: uninstall impact, purge checks. Import
+    your models inside the implementation, never at plugin import time. Every table name must
+    begin with ``<module>_``; a module never alters another module's tables.
+    """
+
+
+# --- Permissions ------------------------------------------------------------------------------
+
+
+@hookspec
+def roles():
+    """Roles this module adds to the built-in ones.
+
+    Called when modules are enabled and roles are synchronised. Return an iterable of
+    :class:`core.permissions.Role`.
+    """
+
+
+@hookspec
+def permissions():
+    """Permissions this module defines, one per model and action.
+
+    Called when modules are enabled and permissions are synchronised. Return an iterable of
+    :class:`core.permissions.Permission`; each names the roles that get it by default.
+    """
+
+
+# --- Web --------------------------------------------------------------------------------------
+
+
+@hookspec
+def api_routers(crm):
+    """FastAPI routers of this module.
+
+    Called when the web app is built, for enabled modules. Return an iterable of
+    ``fastapi.APIRouter``; the core mounts them under ``/api/<module>``. Protect every route with
+    the core's dependencies (``core.web.deps.require_permission``) unless it says why not.
+    """
+
+
+@hookspec
+def web_views(crm):
+    """View specifications (list, form, kanban, detail) this module registers for the staff UI.
+
+    Called when the web app is built, for enabled modules. Return an iterable of view specs.
+    """
+
+
+@hookspec
+def extend_views(crm, views):
+    """Change views owned by other modules (add a column, field, filter, tab or action).
+
+    Called after every module's ``web_views``; ``views`` maps view ids to specs. Return nothing.
+    """
+
+
+@hookspec
+def menu_items(crm):
+    """Entries this module adds to the staff UI's navigation.
+
+    Called when the web app is built, for enabled modules. Return an iterable of menu entries.
+    """
+
+
+@hookspec
+def template_dirs():
+    """Folders of Jinja2 templates this module ships.
+
+    Called when the web app is built, for enabled modules. Return an iterable of paths; they are
+    searched after the core's own templates, namespaced by module name.
+    """
+
+
+@hookspec
+def static_dirs():
+    """Folders of static files (CSS, JavaScript, images) this module ships.
+
+    Called when the web app is built, for enabled modules. Return an iterable of paths; they are
+    served under ``/static/<module>/``.
+    """
+
+
+# --- Command line -----------------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands or groups to the ``crm`` command.
+
+    Called when ``crm`` starts, for enabled modules only. ``cli`` is the root click group: call
+    ``cli.add_command`` or decorate with ``@cli.command()``. Keep heavy imports inside the
+    commands so that ``crm --help`` stays fast.
+    """
+
+
+# --- Pre-deployment checklist -----------------------------------------------------------------
+
+
+@hookspec
+def checklist_items(crm):
+    """Items of the pre-deployment checklist this module contributes.
+
+    Called by ``crm check`` (and the admin UI), for the core and enabled modules. Return an
+    iterable of :class:`core.checks.CheckItem`: automatic checks carry a ``check`` function;
+    items without one are attestations that a person confirms with ``crm check --ack``.
+    """
+
+
+# --- Lifecycle --------------------------------------------------------------------------------
+
+
+@hookspec
+def post_install(crm, session):
+    """Set up a module after its migrations ran (default records, settings).
+
+    Called for this module alone when it is enabled for the first time, inside the enabling
+    transaction: raising rolls the whole enable back. Return nothing.
+    """
+
+
+@hookspec
+def pre_uninstall(crm, session):
+    """Clean up before this module's tables are dropped by ``crm modules uninstall --purge``.
+
+    Called for this module alone, inside the uninstall transaction. Never touch other modules'
+    tables. Return nothing.
+    """
+
+
+# --- Events (after commit) --------------------------------------------------------------------
+
+
+@hookspec
+def user_created(crm, user):
+    """A user was created; called after the transaction committed. Return nothing."""
+
+
+@hookspec
+def customer_created(crm, customer):
+    """A customer was created; called after the transaction committed. Return nothing."""
+
+
+@hookspec
+def customer_updated(crm, customer, changes):
+    """A customer was updated; ``changes`` maps field to ``(before, after)``.
+
+    Called after the transaction committed. Return nothing.
+    """
+
+
+@hookspec
+def customer_deleted(crm, customer):
+    """A customer was deleted; ``customer`` is a dict of its last values.
+
+    Called after the transaction committed. Return nothing.
+    """
+
+
+@hookspec
+def customer_merged(crm, survivor, merged):
+    """Customer ``merged`` (a dict of its last values) was merged into ``survivor``.
+
+    Called after the transaction committed. Return nothing.
+    """
+
+
+@hookspec
+def module_enabled(crm, name):
+    """Module ``name`` was enabled; called after the transaction committed. Return nothing."""
+
+
+@hookspec
+def module_disabled(crm, name):
+    """Module ``name`` was disabled; called after the transaction committed. Return nothing."""

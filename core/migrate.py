@@ -1,0 +1,154 @@
+"""Schema migrations with Alembic: one branch per module, the core's included.
+
+Each module keeps its revisions in its own folder (the ``migrations`` hook); its first revision
+carries ``branch_labels = ("<module>",)``. Upgrading a module runs ``<module>@head``, removing it
+``<module>@base``. Every operation runs on a connection the caller holds inside one transaction,
+so a failing migration leaves the schema as it was, on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from core.errors import SchemaMismatchError
+from core.plugins import CORE
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from core.runtime import Crm
+
+CORE_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migration_folders(crm: Crm, modules: list[str]) -> dict[str, Path]:
+    """The versions folder of the core and of each of ``modules`` that has migrations."""
+    folders = {CORE: CORE_MIGRATIONS / "versions"}
+    for name in modules:
+        path = crm.registry.call_for(name, "migrations")
+        if path is not None:
+            folders[name] = Path(path)
+    return folders
+
+
+def _config(folders: dict[str, Path], connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(CORE_MIGRATIONS))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", os.pathsep.join(str(p) for p in folders.values()))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _script(folders: dict[str, Path]) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config(folders))
+
+
+@dataclass
+class BranchStatus:
+    """Where one module's schema stands."""
+
+    module: str
+    head: str | None
+    current: str | None
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether the database is at the module's newest revision."""
+        return self.head == self.current
+
+
+def _revisions_by_module(script: ScriptDirectory, folders: dict[str, Path]) -> dict[str, set[str]]:
+    owned: dict[str, set[str]] = {name: set() for name in folders}
+    for rev in script.walk_revisions():
+        path = Path(rev.path).resolve().parent
+        for name, folder in folders.items():
+            if path == folder.resolve():
+                owned[name].add(rev.revision)
+    return owned
+
+
+def status(crm: Crm, connection: Connection, modules: list[str]) -> list[BranchStatus]:
+    """Head and current revision of the core and each of ``modules``."""
+    from alembic.runtime.migration import MigrationContext
+
+    folders = migration_folders(crm, modules)
+    script = _script(folders)
+    owned = _revisions_by_module(script, folders)
+    current = set(MigrationContext.configure(connection).get_current_heads())
+    result = []
+    for name in folders:
+        revs = owned[name]
+        heads = [h for h in script.get_heads() if h in revs]
+        applied = [r for r in current if r in revs]
+        result.append(
+            BranchStatus(name, heads[0] if heads else None, applied[0] if applied else None)
+        )
+    return result
+
+
+def upgrade(crm: Crm, connection: Connection, module: str, known: list[str]) -> None:
+    """Apply ``module``'s migrations up to its head, inside the connection's transaction.
+
+    ``known`` lists every module whose revisions may already be in the database.
+    """
+    from alembic import command
+
+    folders = migration_folders(crm, sorted({*known, module} - {CORE}))
+    if module not in folders:
+        return
+    command.upgrade(_config(folders, connection), f"{module}@head")
+
+
+def downgrade_to_base(crm: Crm, connection: Connection, module: str, known: list[str]) -> None:
+    """Revert every migration of ``module``, inside the connection's transaction."""
+    from alembic import command
+
+    folders = migration_folders(crm, sorted({*known, module} - {CORE}))
+    if module not in folders:
+        return
+    statuses = {s.module: s for s in status(crm, connection, sorted(set(folders) - {CORE}))}
+    if statuses[module].current is None:
+        return
+    command.downgrade(_config(folders, connection), f"{module}@base")
+
+
+def check_current(crm: Crm, modules: list[str]) -> list[str]:
+    """Problems with the schema of the core and ``modules``; empty when all are current."""
+    problems = []
+    with crm.db.engine.connect() as connection:
+        for branch in status(crm, connection, modules):
+            if branch.current is None:
+                problems.append(f"{branch.module}: schema not installed")
+            elif branch.current != branch.head:
+                problems.append(
+                    f"{branch.module}: schema at {branch.current}, code expects {branch.head}"
+                )
+    return problems
+
+
+def require_current(crm: Crm, modules: list[str]) -> None:
+    """Raise ``SchemaMismatchError`` naming the command that fixes a schema not matching code."""
+    problems = check_current(crm, modules)
+    if problems:
+        fix = (
+            "crm init"
+            if any(p.startswith("core: schema not installed") for p in problems)
+            else "crm db upgrade"
+        )
+        raise SchemaMismatchError(
+            "the database schema does not match the code: "
+            + "; ".join(problems)
+            + f". Run `{fix}` to fix it."
+        )

@@ -1,0 +1,110 @@
+"""Managing users and their roles: used by the CLI, the API and the admin UI alike."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import auth
+from core.db import utcnow
+from core.errors import NotFoundError
+from core.models import Role, User, UserRole
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+LANGUAGES = ("en", "vi", "fa")
+
+
+def normalise_email(email: str) -> str:
+    """Lower-case, trimmed e-mail; ``ValueError`` when it is not an address."""
+    value = email.strip().lower()
+    if not EMAIL_RE.match(value):
+        raise ValueError(f"{email!r} is not a valid e-mail address")
+    return value
+
+
+def get_user(session: Session, email: str) -> User:
+    """The user with this e-mail, else ``NotFoundError``."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFoundError(f"no user with e-mail {email!r}")
+    return user
+
+
+def _check_roles(session: Session, roles: Iterable[str]) -> list[str]:
+    roles = list(dict.fromkeys(roles))
+    known = set(session.scalars(select(Role.name)))
+    unknown = [r for r in roles if r not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown role(s) {', '.join(unknown)}; known roles: {', '.join(sorted(known))}"
+        )
+    return roles
+
+
+def create_user(
+    session: Session,
+    email: str,
+    name: str,
+    password: str,
+    roles: Iterable[str] = ("sales",),
+    language: str = "en",
+    initial_password: bool = False,
+) -> User:
+    """Create an active user; ``ValueError`` for a bad e-mail, weak password or unknown role."""
+    email = normalise_email(email)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise ValueError(f"a user with e-mail {email} already exists")
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}")
+    auth.check_password_strength(password)
+    role_names = _check_roles(session, roles)
+    user = User(
+        email=email,
+        name=name.strip() or email,
+        password_hash=auth.hash_password(password),
+        is_active=True,
+        language=language,
+        initial_password=initial_password,
+        session_epoch=0,
+    )
+    user.roles = [UserRole(role=r) for r in role_names]
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_roles(session: Session, user: User, roles: Iterable[str]) -> None:
+    """Replace ``user``'s roles."""
+    from core import audit
+
+    role_names = _check_roles(session, roles)
+    before = user.role_names
+    user.roles = [UserRole(role=r) for r in role_names]
+    session.flush()
+    audit.record(
+        session,
+        "update",
+        "user",
+        user.id,
+        before={"roles": before},
+        after={"roles": sorted(role_names)},
+    )
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """Change ``user``'s password and end their sessions."""
+    auth.check_password_strength(password)
+    user.password_hash = auth.hash_password(password)
+    user.initial_password = False
+    user.password_changed_at = utcnow()
+    user.session_epoch += 1
+
+
+def deactivate(session: Session, user: User) -> None:
+    """Deactivate ``user``: sessions end and API tokens are revoked."""
+    user.is_active = False
+    user.session_epoch += 1
+    auth.revoke_tokens(session, user)

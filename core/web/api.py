@@ -1,0 +1,205 @@
+"""The core's REST API: health, sign-in, the current user, modules, checklist, audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import auth, checks, modules
+from core.errors import AuthError
+from core.models import AuditLog
+from core.runtime import Crm
+from core.web import sessions
+from core.web.deps import (
+    Principal,
+    current_user,
+    get_crm,
+    require_permission,
+    write_session,
+)
+
+router = APIRouter(prefix="/api")
+
+
+class Health(BaseModel):
+    """Liveness answer."""
+
+    status: str
+
+
+@router.get("/health", response_model=Health, tags=["system"])
+def health() -> Health:
+    """Public on purpose: load balancers and process managers probe it; it reveals nothing."""
+    return Health(status="ok")
+
+
+class LoginRequest(BaseModel):
+    """E-mail and password of a user."""
+
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+
+
+class Me(BaseModel):
+    """The signed-in user."""
+
+    id: int
+    email: str
+    name: str
+    language: str
+    roles: list[str]
+    permissions: list[str]
+
+
+def _me(principal: Principal) -> Me:
+    user = principal.user
+    return Me(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        language=user.language,
+        roles=user.role_names,
+        permissions=sorted(principal.permissions),
+    )
+
+
+@router.post(
+    "/auth/login",
+    response_model=Me,
+    tags=["auth"],
+    responses={
+        401: {"description": "wrong e-mail or password"},
+        429: {"description": "too many failed sign-ins"},
+    },
+)
+def login(
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    session: Session = Depends(write_session),
+    crm: Crm = Depends(get_crm),
+) -> Me:
+    """Public on purpose: this is how a person signs in. Sets the session cookie."""
+    from core.permissions import permissions_of
+
+    ip = request.client.host if request.client else None
+    try:
+        user = auth.authenticate(session, body.email, body.password, ip)
+    except auth.ThrottledError as exc:
+        session.commit()
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc)) from None
+    except AuthError as exc:
+        session.commit()  # keep the audit row of the failed attempt
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
+    response.set_cookie(
+        sessions.COOKIE_NAME,
+        sessions.encode(crm.settings.secret_key, user.id, user.session_epoch),
+        max_age=sessions.MAX_AGE_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return _me(Principal(user, permissions_of(session, user.id), "session"))
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"])
+def logout(
+    response: Response,
+    principal: Principal = Depends(current_user),
+    session: Session = Depends(write_session),
+) -> Response:
+    """End every session of the signed-in user."""
+    from core.models import User
+
+    user = session.get(User, principal.user.id)
+    user.session_epoch += 1
+    response.status_code = 204
+    response.delete_cookie(sessions.COOKIE_NAME)
+    return response
+
+
+@router.get("/me", response_model=Me, tags=["auth"])
+def me(principal: Principal = Depends(current_user)) -> Me:
+    """The signed-in user, their roles and permissions."""
+    return _me(principal)
+
+
+class ModuleOut(BaseModel):
+    """A module and its state."""
+
+    name: str
+    version: str | None
+    state: str
+    depends: list[str]
+    summary: str
+    errors: list[str]
+
+
+@router.get("/modules", response_model=list[ModuleOut], tags=["modules"])
+def list_modules(
+    _: Principal = Depends(require_permission("module:read")), crm: Crm = Depends(get_crm)
+) -> list[ModuleOut]:
+    """Every module found, with its state and load errors."""
+    return [ModuleOut(**m.as_dict()) for m in modules.list_modules(crm)]
+
+
+class CheckOut(BaseModel):
+    """One checklist item's status."""
+
+    id: str
+    level: str
+    category: str
+    module: str
+    message: str
+    hint: str
+    status: str
+    detail: str
+
+
+@router.get("/checklist", response_model=list[CheckOut], tags=["checklist"])
+def checklist(
+    deploy: bool = True,
+    _: Principal = Depends(require_permission("checklist:read")),
+    crm: Crm = Depends(get_crm),
+) -> list[CheckOut]:
+    """The pre-deployment checklist of the core and enabled modules."""
+    return [CheckOut(**r.as_dict()) for r in checks.run(crm, deploy=deploy)]
+
+
+class AuditOut(BaseModel):
+    """One audit row."""
+
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    model: str
+    record_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    detail: str | None
+
+
+@router.get("/audit", response_model=list[AuditOut], tags=["audit"])
+def audit_log(
+    before_id: int | None = Query(None, ge=1, description="keyset cursor: rows older than this"),
+    limit: int = Query(50, ge=1, le=500),
+    model: str | None = Query(None, max_length=80),
+    _: Principal = Depends(require_permission("audit:read")),
+    crm: Crm = Depends(get_crm),
+) -> list[AuditOut]:
+    """The audit log, newest first, paged by id. Read-only: no route changes it."""
+    query = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(AuditLog.id < before_id)
+    if model is not None:
+        query = query.where(AuditLog.model == model)
+    with crm.db.session() as session:
+        return [
+            AuditOut.model_validate(row, from_attributes=True) for row in session.scalars(query)
+        ]
