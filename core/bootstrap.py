@@ -56,7 +56,7 @@ def initialise(crm: Crm, admin_email: str, admin_password: str | None) -> InitRe
     else:
         users.auth.check_password_strength(admin_password)
     with crm.db.writer.connect() as conn, conn.begin():
-        migrate.upgrade(crm, conn, "core", [])
+        migrate.upgrade(crm, conn, "core")
         with Session(bind=conn) as session:
             if session.scalar(select(User.id).limit(1)) is not None:
                 return InitResult(created=False)

@@ -79,46 +79,86 @@ def _revisions_by_module(script: ScriptDirectory, folders: dict[str, Path]) -> d
     return owned
 
 
+def _as_tuple(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)  # type: ignore[arg-type]
+
+
+def _applied(script: ScriptDirectory, heads: set[str]) -> set[str]:
+    """Every revision applied: the heads and all they descend from, dependencies included.
+
+    Alembic records only heads; a revision that ``depends_on`` another module's revision
+    replaces it in ``alembic_version``, so each module's position must be derived.
+    """
+    applied: set[str] = set()
+    frontier = list(heads)
+    while frontier:
+        rev = script.get_revision(frontier.pop())
+        if rev is None or rev.revision in applied:
+            continue
+        applied.add(rev.revision)
+        for parent in (*_as_tuple(rev.down_revision), *_as_tuple(rev.dependencies)):
+            frontier.extend(r.revision for r in script.get_revisions(parent) if r is not None)
+    return applied
+
+
+def present_modules(crm: Crm) -> list[str]:
+    """Loaded modules whose revisions may be in the database (installed, disabled, mid-way)."""
+    from core.state import read_states
+
+    states = read_states(crm)
+    return [n for n in crm.registry.names() if states.get(n, "uninstalled") != "uninstalled"]
+
+
 def status(crm: Crm, connection: Connection, modules: list[str]) -> list[BranchStatus]:
     """Head and current revision of the core and each of ``modules``."""
     from alembic.runtime.migration import MigrationContext
 
-    folders = migration_folders(crm, modules)
+    report = migration_folders(crm, modules)
+    folders = migration_folders(crm, sorted({*present_modules(crm), *modules}))
     script = _script(folders)
     owned = _revisions_by_module(script, folders)
-    current = set(MigrationContext.configure(connection).get_current_heads())
+    applied = _applied(script, set(MigrationContext.configure(connection).get_current_heads()))
     result = []
-    for name in folders:
+    for name in report:
         revs = owned[name]
         heads = [h for h in script.get_heads() if h in revs]
-        applied = [r for r in current if r in revs]
-        result.append(
-            BranchStatus(name, heads[0] if heads else None, applied[0] if applied else None)
-        )
+        head = heads[0] if heads else None
+        mine = revs & applied
+        current = None
+        if mine:
+            # the newest applied revision of this module: the one no other applied one follows
+            parents = {p for r in mine for p in _as_tuple(script.get_revision(r).down_revision)}
+            current = sorted(mine - parents)[0]
+        result.append(BranchStatus(name, head, current))
     return result
 
 
-def upgrade(crm: Crm, connection: Connection, module: str, known: list[str]) -> None:
-    """Apply ``module``'s migrations up to its head, inside the connection's transaction.
+def _operation_folders(crm: Crm, module: str) -> dict[str, Path]:
+    return migration_folders(crm, sorted({*present_modules(crm), module} - {CORE}))
 
-    ``known`` lists every module whose revisions may already be in the database.
-    """
+
+def upgrade(crm: Crm, connection: Connection, module: str) -> None:
+    """Apply ``module``'s migrations up to its head, inside the connection's transaction."""
     from alembic import command
 
-    folders = migration_folders(crm, sorted({*known, module} - {CORE}))
+    folders = _operation_folders(crm, module)
     if module not in folders:
         return
     command.upgrade(_config(folders, connection), f"{module}@head")
 
 
-def downgrade_to_base(crm: Crm, connection: Connection, module: str, known: list[str]) -> None:
+def downgrade_to_base(crm: Crm, connection: Connection, module: str) -> None:
     """Revert every migration of ``module``, inside the connection's transaction."""
     from alembic import command
 
-    folders = migration_folders(crm, sorted({*known, module} - {CORE}))
+    folders = _operation_folders(crm, module)
     if module not in folders:
         return
-    statuses = {s.module: s for s in status(crm, connection, sorted(set(folders) - {CORE}))}
+    statuses = {s.module: s for s in status(crm, connection, [module])}
     if statuses[module].current is None:
         return
     command.downgrade(_config(folders, connection), f"{module}@base")

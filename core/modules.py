@@ -288,7 +288,6 @@ def enable(crm: Crm, names: Iterable[str]) -> list[str]:
     if not todo:
         return []
     fresh = {n for n in todo if n not in current or current[n].state == UNINSTALLED}
-    known = sorted({*_present(crm), *todo})
     if crm.settings.is_sqlite:
         from core.backup import automatic_backup
 
@@ -301,7 +300,7 @@ def enable(crm: Crm, names: Iterable[str]) -> list[str]:
             with _step(name, "models"):
                 _check_table_names(crm, name)
             with _step(name, "migrations"):
-                migrate.upgrade(crm, conn, name, known)
+                migrate.upgrade(crm, conn, name)
             if name in fresh:
                 with _step(name, "post_install"):
                     crm.registry.call_for(name, "post_install", crm=crm, session=session)
@@ -402,7 +401,6 @@ def uninstall(crm: Crm, name: str) -> tuple[Impact, Path]:
     from core.backup import automatic_backup
 
     backup_path = automatic_backup(crm, f"before-uninstall-{name}")
-    known = _present(crm)
     remaining = [m for m in crm.enabled_modules() if m not in impact.modules]
 
     def work(conn: Connection, session: Session) -> None:
@@ -413,7 +411,7 @@ def uninstall(crm: Crm, name: str) -> tuple[Impact, Path]:
                 crm.registry.call_for(module, "pre_uninstall", crm=crm, session=session)
                 session.flush()
             with _step(module, "downgrade"):
-                migrate.downgrade_to_base(crm, conn, module, known)
+                migrate.downgrade_to_base(crm, conn, module)
                 after = set(inspect(conn).get_table_names())
                 touched = sorted((before - after) - owned)
                 if touched:
@@ -458,7 +456,7 @@ def upgrade(crm: Crm, names: Iterable[str] | None = None) -> list[str]:
     def work(conn: Connection, session: Session) -> None:
         for name in targets:
             with _step(name, "migrations"):
-                migrate.upgrade(crm, conn, name, present)
+                migrate.upgrade(crm, conn, name)
             version = crm.registry.manifests()[name].version
             _finish(session, name, current[name].state, version)
             audit.record(

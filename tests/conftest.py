@@ -160,7 +160,12 @@ class Cli:
         merged["PYTHONPATH"] = os.pathsep.join([str(FIXTURES), str(self.site), str(ROOT)])
         return subprocess.run(
             [sys.executable, "-c", "import cli; cli.main()", *args],
-            env=merged, cwd=self.cwd, capture_output=True, text=True, check=check, timeout=120,
+            env=merged,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
         )
 
 

@@ -22,7 +22,7 @@ def upgrade() -> None:
 
     crm = open_crm()
     with crm.db.writer.connect() as conn, conn.begin():
-        migrate.upgrade(crm, conn, "core", [])
+        migrate.upgrade(crm, conn, "core")
     done = lifecycle.upgrade(crm, None)
     click.echo(f"Schema up to date (core{''.join(', ' + m for m in done)})")
 

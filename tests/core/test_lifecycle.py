@@ -61,7 +61,9 @@ def test_disable_refuses_while_dependents_are_enabled(deps_crm):
 def test_disable_then_enable_keeps_data_and_runs_post_install_once(crm):
     modules.enable(crm, ["sample"])
     with crm.db.engine.begin() as conn:
-        conn.execute(text("INSERT INTO sample_note (text, created_at) VALUES ('kept', '2026-01-01')"))
+        conn.execute(
+            text("INSERT INTO sample_note (text, created_at) VALUES ('kept', '2026-01-01')")
+        )
     modules.disable(crm, "sample")
     assert crm.enabled_modules() == []
     assert count(crm, "sample_note") == 2
@@ -75,7 +77,7 @@ def test_uninstall_purge_backs_up_and_drops_only_its_tables(deps_crm, tmp_path):
     impact = modules.uninstall_impact(deps_crm, "sample")
     assert impact.modules == ["sample_dep", "sample"]
     assert impact.tables == {"sample_dep": {"sample_dep_item": 0}, "sample": {"sample_note": 1}}
-    done, backup = modules.uninstall(deps_crm, "sample")
+    _, backup = modules.uninstall(deps_crm, "sample")
     assert backup.exists() and backup.stat().st_size > 0
     assert before - tables(deps_crm) == {"sample_note", "sample_dep_item"}
     assert state(deps_crm, "sample") == "uninstalled"

@@ -98,8 +98,9 @@ def test_published_hookspecs_can_be_implemented_by_dependents(plugin_site):
         only=(), extra=[("publisher", Publisher()), ("listener", Listener())]
     )
     assert registry.plugins["listener"].loaded
-    results = registry.collect("order_placed", ["core", "publisher", "listener"], crm=None,
-                               order=42)
+    results = registry.collect(
+        "order_placed", ["core", "publisher", "listener"], crm=None, order=42
+    )
     assert seen == [42] and results[0].plugin == "listener"
 
 

@@ -30,9 +30,7 @@ def test_empty_load_plugins_means_none(tmp_path):
 
 def test_postgresql_url_gets_the_psycopg_driver(tmp_path):
     env = {"CRM_DATABASE_URL": "postgresql://u:p@localhost/crm"}
-    assert load_settings(environ=env, cwd=tmp_path).database_url.startswith(
-        "postgresql+psycopg://"
-    )
+    assert load_settings(environ=env, cwd=tmp_path).database_url.startswith("postgresql+psycopg://")
 
 
 @pytest.mark.parametrize(
