@@ -39,7 +39,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "CRM_DATABASE_URL": f"sqlite:///{folder}/crm.db"}
         env.pop("CRM_LOAD_PLUGINS", None)
-        for step in (["init", "--admin-password", "Bench-pass-123"], ["modules", "enable", "--all"]):
+        for step in (
+            ["init", "--admin-password", "Bench-pass-123"],
+            ["modules", "enable", "--all"],
+        ):
             subprocess.run([crm, *step], env=env, cwd=folder, capture_output=True, check=True)
         product = median_seconds([crm, "--help"], args.runs, env, folder)
         reference = median_seconds([sys.executable, "-c", "pass"], args.runs, env, folder)
