@@ -32,6 +32,8 @@ TEST_PLUGINS = {
     "crash": "crm_testplugins.crash",
     "noisy": "crm_testplugins.noisy",
     "future_core": "crm_testplugins.future_core",
+    "rogue": "crm_testplugins.rogue",
+    "growing": "crm_testplugins.growing",
 }
 
 

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from core import __version__, migrate
 from core.runtime import Crm
 from core.web.security import SecurityMiddleware
 
 log = logging.getLogger("crm.web")
+STATIC = Path(__file__).parent / "static"
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CRM API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/static/core/vendor/swagger-ui/swagger-ui.css"></head>
+<body data-openapi-url="/openapi.json"><div id="swagger-ui"></div>
+<script src="/static/core/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/core/docs.js"></script></body></html>
+"""
 
 
 def create_app(crm: Crm, check_schema: bool = True) -> FastAPI:
@@ -22,13 +34,22 @@ def create_app(crm: Crm, check_schema: bool = True) -> FastAPI:
     app = FastAPI(
         title="CRM",
         version=__version__,
-        docs_url="/docs" if docs else None,
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.crm = crm
     app.state.plugin_errors = {}
     app.add_middleware(SecurityMiddleware)
+
+    # Public on purpose: stylesheets and scripts of the UI, no data.
+    app.mount("/static/core", StaticFiles(directory=STATIC), name="static-core")
+    if docs:
+
+        @app.get("/docs", include_in_schema=False)
+        def api_docs() -> HTMLResponse:
+            """Public unless CRM_PUBLIC_API_DOCS=false: the API's description, no data."""
+            return HTMLResponse(DOCS_PAGE)
 
     from core.web.api import router
 

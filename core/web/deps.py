@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core import audit, auth, permissions
@@ -17,6 +18,14 @@ from core.errors import AuthError
 from core.models import User
 from core.runtime import Crm
 from core.web import sessions
+
+# Declared so that the OpenAPI schema (and /docs) know both ways to authenticate.
+bearer_scheme = HTTPBearer(auto_error=False, description="An API token: `crm users token create`")
+cookie_scheme = APIKeyCookie(
+    name=sessions.COOKIE_NAME,
+    auto_error=False,
+    description="The session cookie set by POST /api/auth/login",
+)
 
 
 def get_crm(request: Request) -> Crm:
@@ -60,18 +69,21 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 def current_user(
-    request: Request, session: Session = Depends(read_session), crm: Crm = Depends(get_crm)
+    request: Request,
+    session: Session = Depends(read_session),
+    crm: Crm = Depends(get_crm),
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
+    cookie: str | None = Depends(cookie_scheme),
 ) -> Principal:
     """The user behind the bearer token or session cookie; 401 when there is none."""
-    header = request.headers.get("authorization", "")
     ip = request.client.host if request.client else None
-    if header.lower().startswith("bearer "):
+    if credentials is not None:
         try:
-            user = auth.verify_token(session, header[7:].strip())
+            user = auth.verify_token(session, credentials.credentials)
         except AuthError as exc:
             raise _unauthorized(str(exc)) from None
         via = "token"
-    elif cookie := request.cookies.get(sessions.COOKIE_NAME):
+    elif cookie:
         decoded = sessions.decode(crm.settings.secret_key, cookie)
         user = session.get(User, decoded[0]) if decoded else None
         if user is None or not user.is_active or user.session_epoch != decoded[1]:

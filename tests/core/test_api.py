@@ -163,3 +163,22 @@ def test_openapi_lists_plugin_operations(crm, app_for):
     modules.enable(crm, ["sample"])
     paths = app_for().get("/openapi.json").json()["paths"]
     assert "/api/sample/notes" in paths and "/api/me" in paths
+
+
+def test_api_docs_are_served_from_local_files(crm, app_for):
+    client = app_for()
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "https://" not in page.text and "<script>" not in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    bundle = client.get("/static/core/vendor/swagger-ui/swagger-ui-bundle.js")
+    assert (
+        bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text[:5000] + bundle.text[-5000:]
+    )
+
+
+def test_api_docs_can_be_hidden(make_crm, crm):
+    hidden = make_crm(public_api_docs="false")
+    client = TestClient(create_app(hidden))
+    assert client.get("/docs").status_code == 404
+    assert client.get("/openapi.json").status_code == 404

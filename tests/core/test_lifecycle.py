@@ -156,3 +156,35 @@ def test_lifecycle_is_audited(crm):
             select(AuditLog.action).where(AuditLog.model == "module").order_by(AuditLog.id)
         ).all()
     assert actions == ["module_enable", "module_disable"]
+
+
+def test_uninstall_that_would_drop_another_modules_table_is_rolled_back(make_crm, crm):
+    other = make_crm(load_plugins="sample,rogue")
+    modules.enable(other, ["rogue"])
+    with pytest.raises(ModuleError, match=r"dropped other modules' tables: \['sample_note'\]"):
+        modules.uninstall(other, "rogue")
+    assert {"sample_note", "rogue_thing"} <= tables(other)
+    assert state(other, "rogue") == "installed"
+    assert count(other, "sample_note") == 1
+
+
+def test_upgrade_applies_a_new_release_migration(make_crm, crm, cli, monkeypatch):
+    from core import migrate
+    from core.errors import SchemaMismatchError
+    from core.web.app import create_app
+
+    v1 = make_crm(load_plugins="growing")
+    modules.enable(v1, ["growing"])
+    monkeypatch.setenv("CRM_TEST_GROWING", "v2")  # the new release is installed
+    v2 = make_crm(load_plugins="growing")
+    with pytest.raises(SchemaMismatchError, match="growing: schema at growing_0001"):
+        create_app(v2)
+    result = cli("modules", "upgrade", "growing", CRM_LOAD_PLUGINS="growing", CRM_TEST_GROWING="v2")
+    assert result.exit_code == 0, result.output
+    assert migrate.check_current(v2, ["growing"]) == []
+    assert modules.states(v2)["growing"].installed_version == "2.0"
+    with v2.db.engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("growing_item")}
+    assert columns == {"id", "name"}
+    modules.uninstall(v2, "growing")
+    assert "growing_item" not in tables(v2)
