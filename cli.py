@@ -51,7 +51,7 @@ class CrmGroup(click.Group):
                     )
                 else:
                     commands[name] = command
-        except CrmError as exc:
+        except Exception as exc:  # settings, database or plugins: the core commands still work
             click.echo(f"Warning: module commands unavailable: {exc}", err=True)
         root.meta["crm.plugin_commands"] = commands
         return commands
@@ -72,6 +72,17 @@ class CrmGroup(click.Group):
             return super().invoke(ctx)
         except CrmError as exc:
             click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if not isinstance(exc, OperationalError):
+                raise
+            from sqlalchemy.engine import make_url
+
+            url = make_url(get_crm(ctx).settings.database_url).render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            click.echo(f"Error: cannot use the database at {url}: {reason}", err=True)
             ctx.exit(1)
 
 

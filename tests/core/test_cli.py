@@ -148,3 +148,14 @@ def test_users_and_roles(crm, cli):
     assert cli("users", "deactivate", "lan@example.com").exit_code == 0
     listed = {u["email"]: u for u in json.loads(cli("users", "list", "--format", "json").stdout)}
     assert listed["lan@example.com"]["active"] is False
+
+
+def test_unreachable_database_is_a_clear_error_that_hides_the_password(cli):
+    url = "postgresql://crm:hunter2-secret@127.0.0.1:1/crm"
+    assert cli.run("--help", CRM_DATABASE_URL=url).returncode == 0
+    result = cli.run("modules", "list", CRM_DATABASE_URL=url)
+    assert result.returncode == 1
+    assert (
+        "cannot use the database at postgresql+psycopg://crm:***@127.0.0.1:1/crm" in result.stderr
+    )
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
