@@ -12,7 +12,7 @@ import sys
 import click
 
 from core import __version__
-from core.commands import check, db, get_crm, modules, setup, users
+from core.commands import check, customers, db, get_crm, modules, setup, users
 from core.errors import CrmError
 
 CORE_COMMANDS: dict[str, click.Command] = {
@@ -22,6 +22,8 @@ CORE_COMMANDS: dict[str, click.Command] = {
     "db": db.db,
     "check": check.check,
     "users": users.users,
+    "customers": customers.customers,
+    "demo": customers.demo,
 }
 
 

@@ -113,10 +113,11 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _primary_key(obj: Any) -> str | None:
-    identity = inspect(obj).identity
-    if identity is None:
+    # Read from the attributes: during after_flush new objects have no identity key yet.
+    parts = inspect(obj).mapper.primary_key_from_instance(obj)
+    if all(part is None for part in parts):
         return None
-    return ",".join(str(part) for part in identity)
+    return ",".join(str(part) for part in parts)
 
 
 def record(

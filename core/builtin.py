@@ -54,6 +54,25 @@ def permissions():
         Permission("audit", "read", "Read the audit log", ("manager",)),
         Permission("checklist", "read", "See the pre-deployment checklist", ("manager",)),
         Permission("checklist", "attest", "Attest checklist items", ("manager",)),
+        Permission(
+            "customer",
+            "read",
+            "See customers",
+            ("manager", "sales", "service", "marketing", "analyst"),
+        ),
+        Permission("customer", "create", "Create customers", ("manager", "sales", "service")),
+        Permission(
+            "customer",
+            "update",
+            "Change customers and their identities",
+            ("manager", "sales", "service"),
+        ),
+        Permission("customer", "archive", "Archive and restore customers", ("manager", "sales")),
+        Permission("customer", "assign", "Give customers to other owners", ("manager",)),
+        Permission("customer", "merge", "Merge duplicate customers", ("manager",)),
+        Permission("customer", "import", "Import customers from CSV", ("manager",)),
+        Permission("customer", "export", "Export customers", ("manager", "marketing", "analyst")),
+        Permission("customer", "delete", "Delete customers for good"),
     ]
 
 

@@ -9,7 +9,8 @@ Naming: ``register_*`` hooks receive something to add to; nouns (``models``, ``m
 are events called after the transaction commits.
 
 Hooks that describe one module (``manifest``, ``migrations``, ``models``, ``post_install``,
-``pre_uninstall``) are called for that module alone. Collector and event hooks are called for
+``pre_uninstall``) are called for that module alone. ``customer_merged`` runs inside the
+merge transaction, and an error there aborts the merge. Collector and event hooks are called for
 the core and every *enabled* module, one implementation at a time: one that raises is logged
 with its plugin's name and the others still run.
 """
@@ -165,6 +166,18 @@ def checklist_items(crm):
     """
 
 
+# --- Demo data -------------------------------------------------------------------------------
+
+
+@hookspec
+def demo_data(crm, seed):
+    """Load this module's demo data, after the core's demo customers and staff exist.
+
+    Called by ``crm demo`` for enabled modules. Use ``seed`` so the same seed gives the same
+    data, and make loading twice harmless. Return a short text saying what was loaded.
+    """
+
+
 # --- Lifecycle --------------------------------------------------------------------------------
 
 
@@ -216,10 +229,15 @@ def customer_deleted(crm, customer):
 
 
 @hookspec
-def customer_merged(crm, survivor, merged):
-    """Customer ``merged`` (a dict of its last values) was merged into ``survivor``.
+def customer_merged(crm, session, survivor, merged):
+    """Customer ``merged`` is being merged into ``survivor`` (both ORM objects).
 
-    Called after the transaction committed. Return nothing.
+    Called *inside* the merge transaction, before the core moves every row whose foreign key
+    points to ``merged`` over to ``survivor`` and deletes ``merged``: merge or move what a plain
+    re-pointing would get wrong (rows that would break a unique constraint, totals to add up).
+    Raising aborts the whole merge. Unlike the other events this one runs before commit,
+    because moving the records must be part of the merge; use ``core.events.emit`` to act
+    after commit. Return nothing.
     """
 
 

@@ -171,3 +171,8 @@ class Setting(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# The customer tables live with the customer code; importing them here puts every core table
+# on ``Base.metadata`` whenever the core's models are loaded.
+from core.customers.models import Customer, CustomerIdentity, CustomerTag  # noqa: E402, F401

@@ -252,6 +252,21 @@ class PluginRegistry:
             if name in by_plugin:
                 yield by_plugin[name]
 
+    def call_each(self, hook: str, active: Iterable[str], **kwargs: Any) -> list[HookResult]:
+        """Call ``hook`` on each plugin in ``active``; the first error aborts the call.
+
+        For hooks that are part of a transaction: the error is raised as ``PluginHookError``
+        naming the plugin, and the caller rolls back.
+        """
+        results = []
+        for impl in self._active_impls(hook, active):
+            try:
+                value = impl.function(*[kwargs[arg] for arg in impl.argnames])
+            except Exception as exc:
+                raise PluginHookError(impl.plugin_name, hook, exc) from exc
+            results.append(HookResult(impl.plugin_name, value=value))
+        return results
+
     def collect(self, hook: str, active: Iterable[str], **kwargs: Any) -> list[HookResult]:
         """Call ``hook`` on each plugin in ``active`` (in that order), one at a time.
 
@@ -268,6 +283,14 @@ class PluginRegistry:
             else:
                 results.append(HookResult(impl.plugin_name, value=value))
         return results
+
+
+class PluginHookError(CrmError):
+    """A plugin's implementation of a hook that must succeed raised; names the plugin."""
+
+    def __init__(self, plugin: str, hook: str, cause: BaseException) -> None:
+        super().__init__(f"module {plugin}: {hook} failed: {type(cause).__name__}: {cause}")
+        self.plugin, self.hook, self.cause = plugin, hook, cause
 
 
 def _describe(exc: BaseException) -> str:

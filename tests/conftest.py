@@ -34,6 +34,7 @@ TEST_PLUGINS = {
     "future_core": "crm_testplugins.future_core",
     "rogue": "crm_testplugins.rogue",
     "growing": "crm_testplugins.growing",
+    "loyal": "crm_testplugins.loyal",
 }
 
 

@@ -51,9 +51,11 @@ def create_app(crm: Crm, check_schema: bool = True) -> FastAPI:
             """Public unless CRM_PUBLIC_API_DOCS=false: the API's description, no data."""
             return HTMLResponse(DOCS_PAGE)
 
+    from core.customers.api import router as customers_router
     from core.web.api import router
 
     app.include_router(router)
+    app.include_router(customers_router)
     for result in crm.collect("api_routers", crm=crm):
         if result.plugin == "core":
             continue

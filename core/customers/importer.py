@@ -1,0 +1,673 @@
+"""Streaming CSV import of customers: validate, normalise, match, write in batches.
+
+The file is read row by row and written in batches of ``BATCH`` rows with plain executemany
+(never the ORM unit of work), so memory does not grow with the file and a million rows take
+seconds. Rows are matched to existing customers by external ref or any identity, so importing
+the same file twice creates nothing the second time. The whole import is one transaction:
+``abort`` (the default) writes nothing if any row is bad, ``skip`` writes the good rows and a
+CSV of the rejected ones, a dry run writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from core import audit
+from core.customers import fields
+from core.customers.models import COMPANY, PERSON
+from core.db import utcnow
+from core.errors import CrmError
+from core.normalize import IdentityError, normalise_identity, search_key
+
+if TYPE_CHECKING:
+    from core.runtime import Crm
+
+BATCH = 2000
+IDENTITY_COLUMNS = ("email", "phone", "zalo", "facebook", "web")
+COLUMNS = (
+    "id",
+    "external_ref",
+    "kind",
+    "display_name",
+    "given_name",
+    "family_name",
+    "company",
+    *IDENTITY_COLUMNS,
+    "address",
+    "country",
+    "language",
+    "tags",
+    "source_channel",
+    "owner",
+)
+NAME_COLUMNS = ("display_name", "given_name", "family_name")
+SCALARS = (
+    "kind",
+    "display_name",
+    "given_name",
+    "family_name",
+    "company_id",
+    "address",
+    "country",
+    "language",
+    "owner_id",
+    "source_channel",
+    "external_ref",
+)
+IGNORE = "-"
+#: Columns of our own export that an import reads past (the database sets them).
+READ_ONLY = ("archived", "created_at", "updated_at")
+_NEUTRALISED = ("'=", "'+", "'-", "'@")
+
+
+class ImportFailed(CrmError):
+    """The file cannot be imported at all (encoding, header); nothing was written."""
+
+
+@dataclass
+class Summary:
+    """What an import did (or, in a dry run, would do)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+    written: bool = True
+    rejected_file: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output (the first 100 errors)."""
+        data = dict(self.__dict__)
+        data["errors"] = self.errors[:100]
+        return data
+
+
+@dataclass
+class Row:
+    """One valid, normalised CSV row."""
+
+    line: int
+    values: dict[str, Any]
+    identities: list[tuple[str, str]]
+    tags: list[str]
+    company: str | None
+    raw: list[str]
+
+
+class RowError(ValueError):
+    """A row that cannot be imported, with the field at fault."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+def parse_mapping(pairs: list[str]) -> dict[str, str]:
+    """``["Họ tên=display_name", "Notes=-"]`` as a dict; ``-`` ignores a column."""
+    mapping = {}
+    for pair in pairs:
+        column, sep, target = pair.partition("=")
+        if not sep or not column or not target:
+            raise ImportFailed(f"--map {pair!r}: write COLUMN=field (or COLUMN=- to ignore it)")
+        if target != IGNORE and target not in COLUMNS:
+            raise ImportFailed(
+                f"--map {pair!r}: unknown field {target!r}; fields are {', '.join(COLUMNS)}"
+            )
+        mapping[column] = target
+    return mapping
+
+
+def _header(raw: list[str], mapping: dict[str, str]) -> list[str | None]:
+    header: list[str | None] = []
+    unknown = []
+    for name in raw:
+        key = name.strip()
+        target = mapping.get(key, mapping.get(name, key.lower()))
+        if target == IGNORE or target in READ_ONLY:
+            header.append(None)
+        elif target in COLUMNS:
+            header.append(target)
+        else:
+            unknown.append(name)
+    if unknown:
+        raise ImportFailed(
+            f"unknown column(s) {', '.join(repr(u) for u in unknown)}; map them with "
+            f"--map COLUMN=field or ignore them with --map COLUMN=-; fields are "
+            f"{', '.join(COLUMNS)}"
+        )
+    present = [h for h in header if h]
+    duplicated = sorted({h for h in present if present.count(h) > 1})
+    if duplicated:
+        raise ImportFailed(f"column(s) given twice: {', '.join(duplicated)}")
+    if not set(present) & set(NAME_COLUMNS):
+        raise ImportFailed("missing column: display_name (or given_name / family_name)")
+    return header
+
+
+def _cell(value: str) -> str:
+    value = value.strip()
+    if value.startswith(_NEUTRALISED):  # undo our own export's formula neutralisation
+        return value[1:]
+    return value
+
+
+class _Parser:
+    def __init__(self, header: list[str | None], region: str, owners: dict[str, int]) -> None:
+        self.columns = [(i, name) for i, name in enumerate(header) if name]
+        self.region = region
+        self.owners = owners
+        self.width = len(header)
+
+    def parse(self, line: int, raw: list[str]) -> Row:
+        if len(raw) != self.width:
+            raise RowError("", f"has {len(raw)} cells, the header has {self.width}")
+        cells = {name: _cell(raw[i]) for i, name in self.columns}
+        identities: list[tuple[str, str]] = []
+        for channel in IDENTITY_COLUMNS:
+            cell = cells.get(channel)
+            if not cell:
+                continue
+            for part in cell.split(";") if ";" in cell else (cell,):
+                if part.strip():
+                    try:
+                        pair = (channel, normalise_identity(channel, part, self.region))
+                    except IdentityError as exc:
+                        raise RowError(channel, str(exc)) from None
+                    if pair not in identities:
+                        identities.append(pair)
+        try:
+            country = fields.country(cells.get("country"))
+            language = fields.language(cells.get("language"))
+            given = fields.text("given_name", cells.get("given_name"))
+            family = fields.text("family_name", cells.get("family_name"))
+            name = fields.display_name(
+                given,
+                family,
+                fields.text("display_name", cells.get("display_name")),
+                country,
+                language,
+            )
+            values = {
+                "kind": fields.kind(cells.get("kind")),
+                "display_name": name,
+                "given_name": given,
+                "family_name": family,
+                "address": fields.text("address", cells.get("address")),
+                "country": country,
+                "language": language,
+                "source_channel": fields.text("source_channel", cells.get("source_channel")),
+                "external_ref": fields.text("external_ref", cells.get("external_ref")),
+            }
+            tags = fields.tags(cells.get("tags"))
+            company = fields.text("display_name", cells.get("company"))
+        except fields.FieldError as exc:
+            raise RowError(exc.field, str(exc)) from None
+        owner = cells.get("owner")
+        if owner:
+            owner_id = self.owners.get(owner.lower())
+            if owner_id is None:
+                raise RowError("owner", f"no active user with e-mail {owner!r}")
+            values["owner_id"] = owner_id
+        if company and values["kind"] == COMPANY:
+            raise RowError("company", "a company cannot belong to a company")
+        customer_id = cells.get("id")
+        if customer_id:
+            if not customer_id.isdigit():
+                raise RowError("id", f"id must be a whole number, not {customer_id!r}")
+            values["id"] = int(customer_id)
+        return Row(line, values, identities, tags, company, raw)
+
+
+class _Writer:
+    """Matches and writes batches of rows on one connection, inside the import transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        self.now: Any = utcnow()
+        if self.sqlite:
+            self.now = self.now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        self.next_id = None
+        if self.sqlite:
+            self.next_id = conn.exec_driver_sql(
+                "SELECT coalesce(max(id), 0) + 1 FROM core_customer"
+            ).scalar()
+
+    def _in(self, column_sql: str, values: list[Any]) -> str:
+        return f"{column_sql} IN ({', '.join([self.mark] * len(values))})"
+
+    def _select(self, sql: str, params: list[Any]) -> list[tuple]:
+        if not params:
+            return []
+        return list(self.conn.exec_driver_sql(sql, tuple(params)))
+
+    def _ids(self, count: int) -> list[int]:
+        if self.sqlite:
+            start = self.next_id
+            self.next_id += count
+            return list(range(start, start + count))
+        return list(
+            self.conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('core_customer', 'id'))"
+                f" FROM generate_series(1, {int(count)})"
+            ).scalars()
+        )
+
+    def companies(self, names: set[str]) -> dict[str, int]:
+        """Ids of companies by search key, creating the missing ones."""
+        keys = {search_key(n): n for n in names}
+        found = dict(
+            self._select(
+                f"SELECT search_key, min(id) FROM core_customer WHERE kind = 'company' AND "
+                f"{self._in('search_key', list(keys))} GROUP BY search_key",
+                list(keys),
+            )
+        )
+        missing = [k for k in keys if k not in found]
+        if missing:
+            ids = self._ids(len(missing))
+            self._insert_customers(
+                [
+                    (cid, COMPANY, keys[k], None, None, None, None, None, None, None, None, None, k)
+                    for cid, k in zip(ids, missing, strict=True)
+                ]
+            )
+            found.update(zip(missing, ids, strict=True))
+        return found
+
+    def _insert_customers(self, rows: list[tuple]) -> None:
+        columns = (
+            "id",
+            "kind",
+            "display_name",
+            "given_name",
+            "family_name",
+            "company_id",
+            "address",
+            "country",
+            "language",
+            "owner_id",
+            "source_channel",
+            "external_ref",
+            "search_key",
+        )
+        marks = ", ".join([self.mark] * (len(columns) + 4))
+        self.conn.exec_driver_sql(
+            f"INSERT INTO core_customer ({', '.join(columns)}, archived, created_at, "
+            f"updated_at, version) VALUES ({marks})",
+            [(*row, False, self.now, self.now, 1) for row in rows],
+        )
+
+    def write(
+        self, rows: list[Row], on_error: Callable[[Row, str, str], None]
+    ) -> tuple[int, int, int]:
+        """Create or update ``rows`` in file order; returns (created, updated, unchanged).
+
+        A row that concerns a customer an earlier row of the same batch already touched is
+        written in a following round, so the file reads as if applied row by row.
+        """
+        totals = [0, 0, 0]
+        while rows:
+            rows = self._write_round(rows, on_error, totals)
+        return totals[0], totals[1], totals[2]
+
+    def _write_round(
+        self, rows: list[Row], on_error: Callable[[Row, str, str], None], totals: list[int]
+    ) -> list[Row]:
+        companies = self.companies({r.company for r in rows if r.company})
+        refs = [r.values["external_ref"] for r in rows if r.values["external_ref"]]
+        by_ref = dict(
+            self._select(
+                "SELECT external_ref, id FROM core_customer WHERE "
+                + self._in("external_ref", refs),
+                refs,
+            )
+        )
+        wanted_ids = [r.values["id"] for r in rows if r.values.get("id")]
+        known_ids = {
+            i
+            for (i,) in self._select(
+                f"SELECT id FROM core_customer WHERE {self._in('id', wanted_ids)}", wanted_ids
+            )
+        }
+        values = list({v for r in rows for _, v in r.identities})
+        by_identity = {
+            (c, v): cid
+            for c, v, cid in self._select(
+                "SELECT channel, value, customer_id FROM core_customer_identity WHERE "
+                f"{self._in('value', values)}",
+                values,
+            )
+        }
+
+        new: list[tuple[Row, int]] = []
+        updates: dict[int, Row] = {}
+        local: dict[tuple[str, str], int] = {}
+        deferred: list[Row] = []
+        for position, row in enumerate(rows):
+            keys = list(row.identities)
+            ref = row.values["external_ref"]
+            if ref:
+                keys.append(("ref", ref))
+            given_id = row.values.get("id")
+            if given_id is not None:
+                if given_id not in known_ids:
+                    on_error(row, "id", f"no customer with id {given_id}")
+                    continue
+                keys.append(("id", given_id))
+            if any(k in local for k in keys):
+                deferred = rows[position:]
+                break
+            owners = {by_ref[ref]} if ref and ref in by_ref else set()
+            if given_id is not None:
+                owners.add(given_id)
+            owners.update(by_identity[p] for p in row.identities if p in by_identity)
+            if len(owners) > 1:
+                on_error(
+                    row,
+                    "identity",
+                    "its identities belong to different customers "
+                    + " and ".join(str(o) for o in sorted(owners)),
+                )
+                continue
+            if row.company:
+                row.values["company_id"] = companies[search_key(row.company)]
+            if owners:
+                target = owners.pop()
+                if target in updates:
+                    deferred = rows[position:]
+                    break
+                updates[target] = row
+                cid = target
+            else:
+                cid = -len(new) - 1  # a placeholder until ids are allocated below
+                new.append((row, cid))
+            for key in keys:
+                local[key] = cid
+        ids = self._ids(len(new)) if new else []
+        new = [(row, cid) for (row, _), cid in zip(new, ids, strict=True)]
+        self._create(new)
+        updated, unchanged = self._update(updates)
+        totals[0] += len(new)
+        totals[1] += updated
+        totals[2] += unchanged
+        return deferred
+
+    def _create(self, new: list[tuple[Row, int]]) -> None:
+        if not new:
+            return
+        self._insert_customers(
+            [
+                (
+                    cid,
+                    v["kind"],
+                    v["display_name"],
+                    v["given_name"],
+                    v["family_name"],
+                    v.get("company_id"),
+                    v["address"],
+                    v["country"],
+                    v["language"],
+                    v.get("owner_id"),
+                    v["source_channel"],
+                    v["external_ref"],
+                    search_key(v["display_name"]),
+                )
+                for row, cid in new
+                for v in (row.values,)
+            ]
+        )
+        identities = [(cid, c, val, self.now) for row, cid in new for c, val in row.identities]
+        if identities:
+            self.conn.exec_driver_sql(
+                "INSERT INTO core_customer_identity (customer_id, channel, value, created_at)"
+                f" VALUES ({self.mark}, {self.mark}, {self.mark}, {self.mark})",
+                identities,
+            )
+        tags = [(cid, tag) for row, cid in new for tag in row.tags]
+        if tags:
+            self.conn.exec_driver_sql(
+                f"INSERT INTO core_customer_tag (customer_id, tag) VALUES ({self.mark}, "
+                f"{self.mark})",
+                tags,
+            )
+
+    def _update(self, updates: dict[int, Row]) -> tuple[int, int]:
+        if not updates:
+            return 0, 0
+        ids = list(updates)
+        columns = ", ".join(SCALARS)
+        current = {
+            r[0]: r[1:]
+            for r in self._select(
+                f"SELECT id, {columns} FROM core_customer WHERE {self._in('id', ids)}", ids
+            )
+        }
+        tags: dict[int, set[str]] = {}
+        for cid, tag in self._select(
+            f"SELECT customer_id, tag FROM core_customer_tag WHERE {self._in('customer_id', ids)}",
+            ids,
+        ):
+            tags.setdefault(cid, set()).add(tag)
+        idents: set[tuple[int, str, str]] = {
+            tuple(r)
+            for r in self._select(
+                "SELECT customer_id, channel, value FROM core_customer_identity WHERE "
+                f"{self._in('customer_id', ids)}",
+                ids,
+            )
+        }
+        changed_rows, new_tags, new_identities = [], [], []
+        updated = unchanged = 0
+        for cid, row in updates.items():
+            before = dict(zip(SCALARS, current[cid], strict=True))
+            after = dict(before)
+            for name in SCALARS:
+                value = row.values.get(name)
+                if value is not None and not (
+                    name == "kind" and value == PERSON and before["kind"] == COMPANY
+                ):
+                    after[name] = value
+            extra_tags = [t for t in row.tags if t not in tags.get(cid, set())]
+            extra_ids = [(c, v) for c, v in row.identities if (cid, c, v) not in idents]
+            if after == before and not extra_tags and not extra_ids:
+                unchanged += 1
+                continue
+            updated += 1
+            changed_rows.append(
+                (*[after[n] for n in SCALARS], search_key(after["display_name"]), self.now, cid)
+            )
+            new_tags.extend((cid, t) for t in extra_tags)
+            new_identities.extend((cid, c, v, self.now) for c, v in extra_ids)
+        if changed_rows:
+            sets = ", ".join(f"{n} = {self.mark}" for n in (*SCALARS, "search_key", "updated_at"))
+            self.conn.exec_driver_sql(
+                f"UPDATE core_customer SET {sets}, version = version + 1 WHERE id = {self.mark}",
+                changed_rows,
+            )
+        if new_tags:
+            self.conn.exec_driver_sql(
+                f"INSERT INTO core_customer_tag (customer_id, tag) VALUES ({self.mark}, "
+                f"{self.mark})",
+                new_tags,
+            )
+        if new_identities:
+            self.conn.exec_driver_sql(
+                "INSERT INTO core_customer_identity (customer_id, channel, value, created_at)"
+                f" VALUES ({self.mark}, {self.mark}, {self.mark}, {self.mark})",
+                new_identities,
+            )
+        return updated, unchanged
+
+
+def _rows(handle: IO[str]) -> Iterator[tuple[int, list[str]]]:
+    reader = csv.reader(handle)
+    line = 1
+    try:
+        for raw in reader:
+            yield line + 1, raw
+            line = reader.line_num
+    except UnicodeDecodeError as exc:
+        raise ImportFailed(
+            f"the file is not UTF-8 (byte 0x{exc.object[exc.start]:02x} after line {line});"
+            " save it as UTF-8 and import again"
+        ) from None
+    except csv.Error as exc:
+        raise ImportFailed(f"line {reader.line_num}: malformed CSV: {exc}") from None
+
+
+def import_rows(
+    crm: Crm,
+    handle: IO[str],
+    *,
+    mapping: dict[str, str] | None = None,
+    dry_run: bool = False,
+    on_error: str = "abort",
+    rejected_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    source: str = "csv",
+) -> Summary:
+    """Import customers from a CSV text stream; see the module docstring for the modes."""
+    if on_error not in ("abort", "skip"):
+        raise ImportFailed("--on-error must be abort or skip")
+    started = time.perf_counter()
+    summary = Summary(dry_run=dry_run)
+    rows = _rows(handle)
+    try:
+        _, raw_header = next(rows)
+    except StopIteration:
+        raise ImportFailed("the file is empty") from None
+    header = _header(raw_header, mapping or {})
+    rejected_out = _RejectedWriter(rejected_path, raw_header)
+
+    def reject(row_line: int, raw: list[str], field_name: str, message: str) -> None:
+        summary.rejected += 1
+        where = f"line {row_line}" + (f", {field_name}" if field_name else "")
+        summary.errors.append({"line": row_line, "field": field_name, "error": message})
+        rejected_out.write(row_line, f"{where}: {message}", raw)
+
+    with crm.db.writer.connect() as conn:
+        transaction = conn.begin()
+        try:
+            from core.models import User
+
+            owners = {
+                e.lower(): i
+                for i, e in conn.execute(
+                    User.__table__.select()
+                    .with_only_columns(User.id, User.email)
+                    .where(User.is_active)
+                ).all()
+            }
+            parser = _Parser(header, crm.settings.default_region, owners)
+            writer = _Writer(conn)
+            batch: list[Row] = []
+
+            def flush() -> None:
+                if not batch:
+                    return
+                if summary.rejected and on_error == "abort":
+                    batch.clear()  # keep validating the rest, write nothing
+                    return
+                created, updated, unchanged = writer.write(
+                    batch, lambda r, f, m: reject(r.line, r.raw, f, m)
+                )
+                summary.created += created
+                summary.updated += updated
+                summary.unchanged += unchanged
+                batch.clear()
+                if progress:
+                    progress(
+                        summary.created + summary.updated + summary.unchanged + summary.rejected
+                    )
+
+            for line, raw in rows:
+                if not any(cell.strip() for cell in raw):
+                    continue
+                try:
+                    batch.append(parser.parse(line, raw))
+                except RowError as exc:
+                    reject(line, raw, exc.field, str(exc))
+                if len(batch) >= BATCH:
+                    flush()
+            flush()
+            if summary.rejected and on_error == "abort":
+                summary.created = summary.updated = summary.unchanged = 0
+                summary.written = False
+                transaction.rollback()
+            elif dry_run:
+                summary.written = False
+                transaction.rollback()
+            else:
+                from sqlalchemy.orm import Session
+
+                with Session(bind=conn) as session:
+                    audit.record(
+                        session,
+                        "import",
+                        "customer",
+                        None,
+                        after={
+                            "created": summary.created,
+                            "updated": summary.updated,
+                            "unchanged": summary.unchanged,
+                            "rejected": summary.rejected,
+                        },
+                        detail=f"import from {source}",
+                    )
+                transaction.commit()
+        except BaseException:
+            if transaction.is_active:
+                transaction.rollback()
+            rejected_out.discard()
+            raise
+    summary.rejected_file = rejected_out.close()
+    summary.seconds = round(time.perf_counter() - started, 3)
+    return summary
+
+
+class _RejectedWriter:
+    """Writes rejected rows with their line and reason, only if there are any."""
+
+    def __init__(self, path: Path | None, header: list[str]) -> None:
+        self.path, self.header = path, header
+        self.handle: IO[str] | None = None
+        self.writer: Any = None
+
+    def write(self, line: int, reason: str, raw: list[str]) -> None:
+        if self.path is None:
+            return
+        if self.handle is None:
+            self.handle = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self.writer = csv.writer(self.handle)
+            self.writer.writerow(["line", "reason", *self.header])
+        self.writer.writerow([line, reason, *raw])
+
+    def close(self) -> str | None:
+        if self.handle is None:
+            return None
+        self.handle.close()
+        return str(self.path)
+
+    def discard(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            Path(self.path).unlink(missing_ok=True)
+            self.handle = None
+
+
+def open_csv(path: Path) -> io.TextIOWrapper:
+    """Open ``path`` for import: UTF-8 with or without BOM, decoding errors raised."""
+    return open(path, encoding="utf-8-sig", errors="strict", newline="")
