@@ -72,7 +72,8 @@ def test_abort_mode_writes_nothing_and_reports_every_bad_row(crm, cli, write_csv
         (5, "country"),
     ]
     assert count(crm) == 0
-    rejected = list(csv.reader(open(tmp_path / "in.rejected.csv", encoding="utf-8")))
+    with open(tmp_path / "in.rejected.csv", encoding="utf-8") as handle:
+        rejected = list(csv.reader(handle))
     assert rejected[0][:2] == ["line", "reason"] and rejected[1][0] == "3"
     assert rejected[1][1].startswith("line 3, email:")
 
@@ -114,7 +115,7 @@ def test_conflicting_identities_in_one_row_are_rejected(crm, cli, write_csv):
         ),
     )
     path = write_csv([HEADER, ["", "AB", "a@example.com;b@example.com", "", "", "", ""]])
-    result, summary = run(cli, path)
+    _result, summary = run(cli, path)
     assert summary["rejected"] == 1
     assert "belong to different customers" in summary["errors"][0]["error"]
 
@@ -175,7 +176,7 @@ def test_owner_column_and_unknown_owner(crm, cli, write_csv):
     path = write_csv(
         [["display_name", "owner"], ["A", "admin@example.com"], ["B", "ghost@example.com"]]
     )
-    result, summary = run(cli, path, "--on-error", "skip")
+    _result, summary = run(cli, path, "--on-error", "skip")
     assert summary["created"] == 1
     assert summary["errors"][0]["field"] == "owner"
 
