@@ -291,11 +291,32 @@ def _phone_plan(region: str) -> _PhonePlan | None:
     )
 
 
+@functools.cache
+def _plan_for_country_code(country_code: int) -> _PhonePlan | None:
+    import phonenumbers
+
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code)
+    # Only codes of a single region: elsewhere validity depends on which region matches.
+    return _phone_plan(regions[0]) if regions and len(regions) == 1 else None
+
+
+def _plan_for_number(digits: str) -> _PhonePlan | None:
+    """The plan of the country whose code starts ``digits`` (codes are prefix-free)."""
+    if digits.startswith("0"):
+        return None
+    for size in (1, 2, 3):
+        plan = _plan_for_country_code(int(digits[:size]))
+        if plan is not None:
+            return plan
+    return None
+
+
 def _normalise_phone_fast(value: str, region: str) -> str | None:
     """E.164 for a plainly written valid number of ``region``; None when parse() must decide.
 
     Handles digits with spaces, dots, hyphens, slashes and parentheses, either in national form
-    (with or without the national prefix) or as ``+`` and the region's own country code. It
+    (with or without the national prefix) or as ``+`` and a country code whose main region has
+    a plan (the default region's own, or another such as ``+98`` or ``+49``). It
     returns a number only when phonenumbers would give the same one, and never raises.
     """
     plan = _phone_plan(region)
@@ -306,8 +327,12 @@ def _normalise_phone_fast(value: str, region: str) -> str | None:
         return None
     digits = text.translate(_PHONE_SEPARATORS)
     if "+" in text[:2]:
-        if len(digits) <= 2 or not digits.startswith(plan.country_code):
+        if len(digits) <= 2:
             return None
+        if not digits.startswith(plan.country_code):
+            plan = _plan_for_number(digits)
+            if plan is None:
+                return None
         number = digits[len(plan.country_code) :]
     elif plan.international_prefix.match(digits) or digits.startswith(plan.country_code):
         return None
@@ -369,8 +394,13 @@ _FACEBOOK_NOT_PROFILES = frozenset(
 )
 
 
+_LONGEST_PHONE_DIGITS = 17
+
+
 def _normalise_zalo(value: str, region: str) -> str:
     text = value.strip()
+    if len(text) > _LONGEST_PHONE_DIGITS and _ZALO_ID_RE.fullmatch(text):
+        return text  # longer than any phone number: a Zalo user id, no parsing needed
     try:
         return normalise_phone(text, region)
     except IdentityError:

@@ -13,6 +13,7 @@ MAX_TAGS = 20
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 _SPACES = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 TEXT_LIMITS = {
     "display_name": 200,
     "given_name": 100,
@@ -33,15 +34,15 @@ class FieldError(ValueError):
 
 def text(field: str, value: str | None) -> str | None:
     """Trimmed text with inner runs of spaces folded, ``None`` when empty; length-checked."""
-    if value is None:
+    if not value:
         return None
-    cleaned = _SPACES.sub(" ", str(value)).strip()
+    cleaned = " ".join(value.split())
     if not cleaned:
         return None
     limit = TEXT_LIMITS.get(field, 200)
     if len(cleaned) > limit:
         raise FieldError(field, f"{field} is longer than {limit} characters")
-    if any(ord(c) < 32 for c in cleaned):
+    if _CONTROL.search(cleaned):
         raise FieldError(field, f"{field} contains control characters")
     return cleaned
 
@@ -56,9 +57,8 @@ def kind(value: str | None) -> str:
 
 def country(value: str | None) -> str | None:
     """An ISO 3166 alpha-2 code, upper-cased."""
-    if value is None or not str(value).strip():
+    if not value or not (cleaned := value.strip()):
         return None
-    cleaned = str(value).strip()
     if not _COUNTRY.match(cleaned):
         raise FieldError("country", f"country must be a two-letter code such as VN, not {value!r}")
     return cleaned.upper()
@@ -66,9 +66,8 @@ def country(value: str | None) -> str | None:
 
 def language(value: str | None) -> str | None:
     """A language code such as ``vi``, ``fa`` or ``en-GB``."""
-    if value is None or not str(value).strip():
+    if not value or not (cleaned := value.strip()):
         return None
-    cleaned = str(value).strip()
     if not _LANGUAGE.match(cleaned):
         raise FieldError("language", f"language must be a code such as vi or fa, not {value!r}")
     return cleaned

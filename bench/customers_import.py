@@ -1,0 +1,162 @@
+"""Customer CSV import against plain ``sqlite3.executemany``, measured in the same run.
+
+Run: ``.venv/bin/python bench/customers_import.py [--rows 1000000] [--runs 3]``.
+
+- product: ``crm customers import FILE`` as a subprocess on a fresh SQLite database: CSV
+  reading, validation, normalisation (names, e-mails, E.164 phones), identity matching, and
+  inserting customers, identities and tags. Its peak memory (max RSS) is reported too.
+- reference: the same rows already parsed into tuples, inserted into the same
+  ``core_customer`` table (same schema and indexes, fresh database) with one
+  ``sqlite3.executemany`` in one transaction.
+
+Target: product rate at least one third of the reference rate; peak memory under 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def fresh_database(folder: Path, name: str) -> tuple[Path, dict[str, str]]:
+    """An initialised CRM database and the environment that points at it."""
+    path = folder / f"{name}.db"
+    env = {**os.environ, "CRM_DATABASE_URL": f"sqlite:///{path}", "CRM_LOAD_PLUGINS": ""}
+    crm = str(Path(sys.executable).with_name("crm"))
+    subprocess.run(
+        [crm, "init", "--admin-password", "Bench-pass-123", "--no-config"],
+        env=env,
+        cwd=folder,
+        check=True,
+        capture_output=True,
+    )
+    return path, env
+
+
+def run_product(folder: Path, data: Path, run: int) -> tuple[float, float]:
+    """Seconds the import took and its peak memory in MB."""
+    _, env = fresh_database(folder, f"product{run}")
+    crm = str(Path(sys.executable).with_name("crm"))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(
+        [crm, "customers", "import", str(data), "--format", "json"],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"import failed: {done.stderr}")
+    summary = json.loads(done.stdout)
+    assert summary["rejected"] == 0 and summary["created"] > 0, summary
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) / 1024
+
+
+def parsed_rows(data: Path) -> list[tuple]:
+    """The CSV's rows as tuples for ``core_customer`` (parsing is not timed)."""
+    from core.normalize import search_key
+
+    now = "2026-01-01 00:00:00.000000"
+    rows = []
+    with open(data, encoding="utf-8", newline="") as handle:
+        for number, row in enumerate(csv.DictReader(handle), 1):
+            rows.append(
+                (
+                    number,
+                    row["kind"],
+                    row["display_name"],
+                    row["given_name"] or None,
+                    row["family_name"] or None,
+                    None,
+                    row["address"] or None,
+                    row["country"] or None,
+                    row["language"] or None,
+                    None,
+                    row["source_channel"] or None,
+                    row["external_ref"] or None,
+                    search_key(row["display_name"]),
+                    0,
+                    now,
+                    now,
+                    1,
+                )
+            )
+    return rows
+
+
+def run_reference(folder: Path, rows: list[tuple], run: int) -> float:
+    """Seconds one executemany of ``rows`` into core_customer took, commit included."""
+    path, _ = fresh_database(folder, f"reference{run}")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    started = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(
+        "INSERT INTO core_customer (id, kind, display_name, given_name, family_name, company_id,"
+        " address, country, language, owner_id, source_channel, external_ref, search_key,"
+        " archived, created_at, updated_at, version) VALUES"
+        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return seconds
+
+
+def main() -> None:
+    """Print product and reference rates (medians) and their ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    from core.demo import write_csv
+
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        data = folder / "customers.csv"
+        write_csv(data, args.rows, seed=1)
+        rows = parsed_rows(data)
+        product, reference, peaks = [], [], []
+        for run in range(args.runs):
+            seconds, peak = run_product(folder, data, run)
+            product.append(seconds)
+            peaks.append(peak)
+            reference.append(run_reference(folder, rows, run))
+            for leftover in folder.glob("*.db*"):
+                leftover.unlink()
+    product_rate = args.rows / statistics.median(product)
+    reference_rate = args.rows / statistics.median(reference)
+    ratio = product_rate / reference_rate
+    print(f"rows: {args.rows:,}, runs: {args.runs} (medians)")
+    print(
+        f"product   crm customers import:    {product_rate:>10,.0f} rows/s"
+        f"  ({statistics.median(product):.2f} s, whole command)"
+    )
+    print(
+        f"reference sqlite3.executemany:     {reference_rate:>10,.0f} rows/s"
+        f"  ({statistics.median(reference):.2f} s)"
+    )
+    print(f"ratio product/reference:           {ratio:>10.2f}   (target >= 0.33)")
+    print(f"peak memory of the import:         {max(peaks):>10.0f} MB (target < 300 MB)")
+
+
+if __name__ == "__main__":
+    main()
