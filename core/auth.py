@@ -13,6 +13,7 @@ import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -142,6 +143,80 @@ def verify_token(session: Session, secret: str) -> User:
     if not token.user.is_active:
         raise AuthError("user is deactivated")
     return token.user
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The signed-in user as requests see it: identity, roles and permissions, read with two
+    small queries and no ORM objects (the per-request path)."""
+
+    id: int
+    email: str
+    name: str
+    language: str
+    roles: tuple[str, ...]
+    permissions: frozenset[str]
+
+
+@functools.cache
+def _statements() -> dict[str, Any]:
+    """The per-request queries, built once: each joins the user's roles and permissions."""
+    from sqlalchemy import bindparam
+
+    from core.models import RolePermission, UserRole
+
+    grants = (
+        select(
+            User.id,
+            User.email,
+            User.name,
+            User.language,
+            User.is_active,
+            User.session_epoch,
+            UserRole.role,
+            RolePermission.permission,
+        )
+        .outerjoin(UserRole, UserRole.user_id == User.id)
+        .outerjoin(RolePermission, RolePermission.role == UserRole.role)
+    )
+    return {
+        "token": grants.add_columns(ApiToken.expires_at, ApiToken.revoked_at)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == bindparam("digest")),
+        "session": grants.where(User.id == bindparam("user_id")),
+    }
+
+
+def _signed_in(rows: list[Any]) -> SignedIn:
+    first = rows[0]
+    return SignedIn(
+        first.id,
+        first.email,
+        first.name,
+        first.language,
+        tuple(sorted({r.role for r in rows if r.role})),
+        frozenset(r.permission for r in rows if r.permission),
+    )
+
+
+def signed_in_by_token(session: Session, secret: str) -> SignedIn:
+    """The user a bearer token belongs to; ``AuthError`` if unknown, revoked or expired."""
+    rows = session.connection().execute(_statements()["token"], {"digest": _digest(secret)}).all()
+    if not rows or rows[0].revoked_at is not None:
+        raise AuthError("invalid or revoked token")
+    if rows[0].expires_at is not None and rows[0].expires_at <= utcnow():
+        raise AuthError("token expired")
+    if not rows[0].is_active:
+        raise AuthError("user is deactivated")
+    return _signed_in(rows)
+
+
+def signed_in_by_session(session: Session, user_id: int, epoch: int) -> SignedIn:
+    """The user of a session cookie; ``AuthError`` once the session was ended."""
+    rows = session.connection().execute(_statements()["session"], {"user_id": user_id}).all()
+    if not rows or not rows[0].is_active or rows[0].session_epoch != epoch:
+        raise AuthError("session expired; sign in again")
+    return _signed_in(rows)
 
 
 def revoke_tokens(session: Session, user: User, name: str | None = None) -> int:

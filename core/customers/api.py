@@ -1,5 +1,9 @@
 """REST API for customers: list, search, create, read, update with optimistic locking,
-archive, delete, identities, lookup, duplicates and merge."""
+archive, delete, identities, lookup, duplicates and merge.
+
+Read routes are ``async def`` and query synchronously (see ``core.web.deps``); routes that
+write are plain ``def`` and run in the thread pool, where waiting for a lock harms no one.
+"""
 
 from __future__ import annotations
 
@@ -184,7 +188,7 @@ def _check_owner_change(principal: Principal, owner_id: int | None) -> None:
 
 
 @router.get("", response_model=CustomerPage)
-def list_customers(
+async def list_customers(
     q: str | None = Query(None, max_length=200, description="accent-insensitive name prefix"),
     tag: str | None = Query(None, max_length=50),
     owner_id: int | None = Query(None, ge=1),
@@ -251,7 +255,7 @@ def create_customer(
 
 
 @router.get("/lookup", response_model=CustomerOut, responses={404: {"description": "no match"}})
-def lookup_customer(
+async def lookup_customer(
     email: str | None = Query(None, max_length=254),
     phone: str | None = Query(None, max_length=50),
     zalo: str | None = Query(None, max_length=100),
@@ -292,13 +296,16 @@ def lookup_customer(
 
 
 @router.get("/{customer_id}", response_model=CustomerOut)
-def read_customer(
+async def read_customer(
     customer_id: int,
     _: Principal = Depends(require_permission("customer:read")),
     session: Session = Depends(read_session),
 ) -> CustomerOut:
     """One customer."""
-    return _out(_get(session, customer_id))
+    data = service.read(session, customer_id)
+    if data is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {customer_id}")
+    return CustomerOut(**data)
 
 
 @router.patch(
@@ -405,7 +412,7 @@ def remove_identity(
 
 
 @router.get("/{customer_id}/duplicates", response_model=list[DuplicateOut])
-def customer_duplicates(
+async def customer_duplicates(
     customer_id: int,
     _: Principal = Depends(require_permission("customer:read")),
     session: Session = Depends(read_session),

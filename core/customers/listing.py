@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from core.customers.models import Customer, CustomerTag
@@ -111,12 +111,8 @@ def page(
     else:
         query = query.order_by(Customer.search_key, Customer.id)
         if after:
-            query = query.where(
-                or_(
-                    Customer.search_key > after[0],
-                    and_(Customer.search_key == after[0], Customer.id > after[1]),
-                )
-            )
+            # A row-value comparison, so both databases seek the (search_key, id) index.
+            query = query.where(tuple_(Customer.search_key, Customer.id) > tuple_(*after))
     rows = list(session.scalars(query.limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]

@@ -6,6 +6,7 @@ Every change is audited through the ORM; events fire after the transaction commi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,63 @@ def as_dict(customer: Customer) -> dict[str, Any]:
         "updated_at": customer.updated_at,
         "version": customer.version,
     }
+
+
+_OUT_COLUMNS = (
+    "id",
+    "kind",
+    "display_name",
+    "given_name",
+    "family_name",
+    "company_id",
+    "address",
+    "country",
+    "language",
+    "owner_id",
+    "source_channel",
+    "external_ref",
+    "archived",
+    "created_at",
+    "updated_at",
+    "version",
+)
+
+
+@functools.cache
+def _read_statements() -> tuple[Any, Any]:
+    from sqlalchemy import bindparam, literal, null, union_all
+
+    table, identity, tag = (Customer.__table__, CustomerIdentity.__table__, CustomerTag.__table__)
+    row = select(*(table.c[name] for name in _OUT_COLUMNS)).where(table.c.id == bindparam("id"))
+    details = union_all(
+        select(
+            literal("i").label("what"),
+            identity.c.id,
+            identity.c.channel.label("text"),
+            identity.c.value,
+        ).where(identity.c.customer_id == bindparam("id")),
+        select(literal("t"), null(), tag.c.tag, null()).where(tag.c.customer_id == bindparam("id")),
+    )
+    return row, details
+
+
+def read(session: Session, customer_id: int) -> dict[str, Any] | None:
+    """The customer as :func:`as_dict` gives it, read with two indexed queries, no ORM."""
+    row_query, details_query = _read_statements()
+    conn = session.connection()
+    row = conn.execute(row_query, {"id": customer_id}).first()
+    if row is None:
+        return None
+    data = dict(zip(_OUT_COLUMNS, row, strict=True))
+    identities, tags = [], []
+    for what, identity_id, text_value, value in conn.execute(details_query, {"id": customer_id}):
+        if what == "i":
+            identities.append({"id": identity_id, "channel": text_value, "value": value})
+        else:
+            tags.append(text_value)
+    data["identities"] = sorted(identities, key=lambda i: i["id"])
+    data["tags"] = sorted(tags)
+    return data
 
 
 def clean(data: dict[str, Any], current: Customer | None = None) -> dict[str, Any]:

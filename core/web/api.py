@@ -33,7 +33,7 @@ class Health(BaseModel):
 
 
 @router.get("/health", response_model=Health, tags=["system"])
-def health() -> Health:
+async def health() -> Health:
     """Public on purpose: load balancers and process managers probe it; it reveals nothing."""
     return Health(status="ok")
 
@@ -63,7 +63,7 @@ def _me(principal: Principal) -> Me:
         email=user.email,
         name=user.name,
         language=user.language,
-        roles=user.role_names,
+        roles=list(user.roles),
         permissions=sorted(principal.permissions),
     )
 
@@ -85,8 +85,6 @@ def login(
     crm: Crm = Depends(get_crm),
 ) -> Me:
     """Public on purpose: this is how a person signs in. Sets the session cookie."""
-    from core.permissions import permissions_of
-
     ip = request.client.host if request.client else None
     try:
         user = auth.authenticate(session, body.email, body.password, ip)
@@ -104,7 +102,10 @@ def login(
         samesite="lax",
         secure=request.url.scheme == "https",
     )
-    return _me(Principal(user, permissions_of(session, user.id), "session"))
+    session.flush()
+    return _me(
+        Principal(auth.signed_in_by_session(session, user.id, user.session_epoch), "session")
+    )
 
 
 @router.post("/auth/logout", status_code=204, tags=["auth"])
@@ -124,7 +125,7 @@ def logout(
 
 
 @router.get("/me", response_model=Me, tags=["auth"])
-def me(principal: Principal = Depends(current_user)) -> Me:
+async def me(principal: Principal = Depends(current_user)) -> Me:
     """The signed-in user, their roles and permissions."""
     return _me(principal)
 
