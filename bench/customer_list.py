@@ -35,12 +35,22 @@ def build(db: Path, customers: int) -> None:
 
     env = {**os.environ, "CRM_DATABASE_URL": f"sqlite:///{db}", "CRM_LOAD_PLUGINS": ""}
     crm = str(Path(sys.executable).with_name("crm"))
-    subprocess.run([crm, "init", "--admin-password", "Bench-pass-123", "--no-config"], env=env,
-                   cwd=db.parent, check=True, capture_output=True)
+    subprocess.run(
+        [crm, "init", "--admin-password", "Bench-pass-123", "--no-config"],
+        env=env,
+        cwd=db.parent,
+        check=True,
+        capture_output=True,
+    )
     data = db.parent / "customers.csv"
     write_csv(data, customers, seed=5)
-    subprocess.run([crm, "customers", "import", str(data)], env=env, cwd=db.parent,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [crm, "customers", "import", str(data)],
+        env=env,
+        cwd=db.parent,
+        check=True,
+        capture_output=True,
+    )
     data.unlink()
 
 
@@ -48,9 +58,14 @@ def token(db: Path) -> str:
     """A fresh API token of the administrator."""
     env = {**os.environ, "CRM_DATABASE_URL": f"sqlite:///{db}", "CRM_LOAD_PLUGINS": ""}
     crm = str(Path(sys.executable).with_name("crm"))
-    return subprocess.run([crm, "users", "token", "create", "--user", "admin@example.com",
-                           "--name", "bench-list"], env=env, cwd=db.parent, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [crm, "users", "token", "create", "--user", "admin@example.com", "--name", "bench-list"],
+        env=env,
+        cwd=db.parent,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def median_ms(client: httpx.Client, url: str, params: list[dict], repeat: int) -> float:
@@ -82,28 +97,54 @@ def main() -> None:
         conn = sqlite3.connect(db)
         total = conn.execute("SELECT count(*) FROM core_customer").fetchone()[0]
         depth = min(DEPTH, total - 60)
-        deep_id = conn.execute("SELECT id FROM core_customer ORDER BY id DESC LIMIT 1 OFFSET ?",
-                               (depth - 1,)).fetchone()[0]
-        deep_name = conn.execute("SELECT search_key, id FROM core_customer ORDER BY search_key,"
-                                 " id LIMIT 1 OFFSET ?", (depth - 1,)).fetchone()
-        names = [r[0] for r in conn.execute(
-            "SELECT display_name FROM core_customer WHERE kind = 'person' ORDER BY id LIMIT 50"
-            " OFFSET 1000")]
+        deep_id = conn.execute(
+            "SELECT id FROM core_customer ORDER BY id DESC LIMIT 1 OFFSET ?", (depth - 1,)
+        ).fetchone()[0]
+        deep_name = conn.execute(
+            "SELECT search_key, id FROM core_customer ORDER BY search_key, id LIMIT 1 OFFSET ?",
+            (depth - 1,),
+        ).fetchone()
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT display_name FROM core_customer WHERE kind = 'person' ORDER BY id LIMIT 50"
+                " OFFSET 1000"
+            )
+        ]
         conn.close()
         prefixes = [" ".join(search_key(n).split()[:2]) for n in names]
-        env = {**os.environ, "CRM_DATABASE_URL": f"sqlite:///{db}", "CRM_LOAD_PLUGINS": "",
-               "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "CRM_DATABASE_URL": f"sqlite:///{db}",
+            "CRM_LOAD_PLUGINS": "",
+            "PYTHONPATH": str(ROOT),
+        }
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         secret = token(db)
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "core.web.app:create_app_from_env",
-             "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            env=env, cwd=db.parent)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "core.web.app:create_app_from_env",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            cwd=db.parent,
+        )
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                              headers={"Authorization": f"Bearer {secret}"}) as client:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                timeout=30,
+                headers={"Authorization": f"Bearer {secret}"},
+            ) as client:
                 for _ in range(100):
                     try:
                         client.get("/api/health")
@@ -112,24 +153,33 @@ def main() -> None:
                         time.sleep(0.1)
                 url = "/api/customers"
                 first = median_ms(client, url, [{"limit": 50}], args.repeat)
-                deep = median_ms(client, url, [{"limit": 50, "cursor": _encode([deep_id])}],
-                                 args.repeat)
-                first_name = median_ms(client, url, [{"limit": 50, "sort": "name"}],
-                                       args.repeat)
+                deep = median_ms(
+                    client, url, [{"limit": 50, "cursor": _encode([deep_id])}], args.repeat
+                )
+                first_name = median_ms(client, url, [{"limit": 50, "sort": "name"}], args.repeat)
                 deep_name_ms = median_ms(
-                    client, url, [{"limit": 50, "sort": "name",
-                                   "cursor": _encode(list(deep_name))}], args.repeat)
+                    client,
+                    url,
+                    [{"limit": 50, "sort": "name", "cursor": _encode(list(deep_name))}],
+                    args.repeat,
+                )
                 search = median_ms(client, url, [{"limit": 50, "q": p} for p in prefixes], 2)
         finally:
             server.terminate()
             server.wait(timeout=20)
     print(f"customers: {total:,}; page size 50; medians over {args.repeat} requests")
-    print(f"newest first: first page {first:7.1f} ms, page at depth {depth:,} {deep:7.1f} ms,"
-          f" ratio {deep / first:.2f} (target <= 2)")
-    print(f"by name:      first page {first_name:7.1f} ms, page at depth {depth:,}"
-          f" {deep_name_ms:7.1f} ms, ratio {deep_name_ms / first_name:.2f} (target <= 2)")
-    print(f"prefix search ({len(prefixes)} unaccented name prefixes): median {search:.1f} ms"
-          " (target < 50 ms)")
+    print(
+        f"newest first: first page {first:7.1f} ms, page at depth {depth:,} {deep:7.1f} ms,"
+        f" ratio {deep / first:.2f} (target <= 2)"
+    )
+    print(
+        f"by name:      first page {first_name:7.1f} ms, page at depth {depth:,}"
+        f" {deep_name_ms:7.1f} ms, ratio {deep_name_ms / first_name:.2f} (target <= 2)"
+    )
+    print(
+        f"prefix search ({len(prefixes)} unaccented name prefixes): median {search:.1f} ms"
+        " (target < 50 ms)"
+    )
 
 
 if __name__ == "__main__":

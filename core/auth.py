@@ -15,11 +15,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.db import utcnow
+from core.db import PreparedRead, utcnow
 from core.errors import AuthError
 from core.models import ApiToken, AuditLog, User
 
@@ -180,41 +180,51 @@ def _statements() -> dict[str, Any]:
         .outerjoin(RolePermission, RolePermission.role == UserRole.role)
     )
     return {
-        "token": grants.add_columns(ApiToken.expires_at, ApiToken.revoked_at)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == bindparam("digest")),
-        "session": grants.where(User.id == bindparam("user_id")),
+        "token": PreparedRead(
+            grants.add_columns(ApiToken.expires_at, ApiToken.revoked_at)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == bindparam("digest"))
+        ),
+        "session": PreparedRead(grants.where(User.id == bindparam("user_id"))),
     }
+
+
+# Column positions in the rows of _statements().
+_ID, _EMAIL, _NAME, _LANGUAGE, _ACTIVE, _EPOCH, _ROLE, _PERMISSION, _EXPIRES, _REVOKED = range(10)
 
 
 def _signed_in(rows: list[Any]) -> SignedIn:
     first = rows[0]
     return SignedIn(
-        first.id,
-        first.email,
-        first.name,
-        first.language,
-        tuple(sorted({r.role for r in rows if r.role})),
-        frozenset(r.permission for r in rows if r.permission),
+        first[_ID],
+        first[_EMAIL],
+        first[_NAME],
+        first[_LANGUAGE],
+        tuple(sorted({r[_ROLE] for r in rows if r[_ROLE]})),
+        frozenset(r[_PERMISSION] for r in rows if r[_PERMISSION]),
     )
 
 
-def signed_in_by_token(session: Session, secret: str) -> SignedIn:
+def _connection(db: Session | Connection) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
+def signed_in_by_token(db: Session | Connection, secret: str) -> SignedIn:
     """The user a bearer token belongs to; ``AuthError`` if unknown, revoked or expired."""
-    rows = session.connection().execute(_statements()["token"], {"digest": _digest(secret)}).all()
-    if not rows or rows[0].revoked_at is not None:
+    rows = _statements()["token"].rows(_connection(db), digest=_digest(secret))
+    if not rows or rows[0][_REVOKED] is not None:
         raise AuthError("invalid or revoked token")
-    if rows[0].expires_at is not None and rows[0].expires_at <= utcnow():
+    if rows[0][_EXPIRES] is not None and rows[0][_EXPIRES] <= utcnow():
         raise AuthError("token expired")
-    if not rows[0].is_active:
+    if not rows[0][_ACTIVE]:
         raise AuthError("user is deactivated")
     return _signed_in(rows)
 
 
-def signed_in_by_session(session: Session, user_id: int, epoch: int) -> SignedIn:
+def signed_in_by_session(db: Session | Connection, user_id: int, epoch: int) -> SignedIn:
     """The user of a session cookie; ``AuthError`` once the session was ended."""
-    rows = session.connection().execute(_statements()["session"], {"user_id": user_id}).all()
-    if not rows or not rows[0].is_active or rows[0].session_epoch != epoch:
+    rows = _statements()["session"].rows(_connection(db), user_id=user_id)
+    if not rows or not rows[0][_ACTIVE] or rows[0][_EPOCH] != epoch:
         raise AuthError("session expired; sign in again")
     return _signed_in(rows)
 

@@ -10,14 +10,14 @@ import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection, select
 from sqlalchemy import delete as sa_delete
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit, events
 from core.customers import fields
 from core.customers.models import COMPANY, Customer, CustomerIdentity, CustomerTag
-from core.db import utcnow
+from core.db import PreparedRead, utcnow
 from core.normalize import normalise_identity, search_key
 
 if TYPE_CHECKING:
@@ -102,32 +102,34 @@ _OUT_COLUMNS = (
 
 @functools.cache
 def _read_statements() -> tuple[Any, Any]:
-    from sqlalchemy import bindparam, literal, null, union_all
+    from sqlalchemy import bindparam, literal_column, null, union_all
 
     table, identity, tag = (Customer.__table__, CustomerIdentity.__table__, CustomerTag.__table__)
     row = select(*(table.c[name] for name in _OUT_COLUMNS)).where(table.c.id == bindparam("id"))
     details = union_all(
         select(
-            literal("i").label("what"),
+            literal_column("'i'").label("what"),
             identity.c.id,
             identity.c.channel.label("text"),
             identity.c.value,
         ).where(identity.c.customer_id == bindparam("id")),
-        select(literal("t"), null(), tag.c.tag, null()).where(tag.c.customer_id == bindparam("id")),
+        select(literal_column("'t'"), null(), tag.c.tag, null()).where(
+            tag.c.customer_id == bindparam("id")
+        ),
     )
-    return row, details
+    return PreparedRead(row), PreparedRead(details)
 
 
-def read(session: Session, customer_id: int) -> dict[str, Any] | None:
+def read(db: Session | Connection, customer_id: int) -> dict[str, Any] | None:
     """The customer as :func:`as_dict` gives it, read with two indexed queries, no ORM."""
     row_query, details_query = _read_statements()
-    conn = session.connection()
-    row = conn.execute(row_query, {"id": customer_id}).first()
-    if row is None:
+    conn = db.connection() if isinstance(db, Session) else db
+    found = row_query.rows(conn, id=customer_id)
+    if not found:
         return None
-    data = dict(zip(_OUT_COLUMNS, row, strict=True))
+    data = dict(zip(_OUT_COLUMNS, found[0], strict=True))
     identities, tags = [], []
-    for what, identity_id, text_value, value in conn.execute(details_query, {"id": customer_id}):
+    for what, identity_id, text_value, value in details_query.rows(conn, id=customer_id):
         if what == "i":
             identities.append({"id": identity_id, "channel": text_value, "value": value})
         else:

@@ -16,6 +16,7 @@ from core.models import AuditLog
 from core.runtime import Crm
 from core.web import sessions
 from core.web.deps import (
+    PUBLIC,
     Principal,
     current_user,
     get_crm,
@@ -32,7 +33,7 @@ class Health(BaseModel):
     status: str
 
 
-@router.get("/health", response_model=Health, tags=["system"])
+@router.get("/health", response_model=Health, tags=["system"], openapi_extra=PUBLIC)
 async def health() -> Health:
     """Public on purpose: load balancers and process managers probe it; it reveals nothing."""
     return Health(status="ok")
@@ -70,6 +71,7 @@ def _me(principal: Principal) -> Me:
 
 @router.post(
     "/auth/login",
+    openapi_extra=PUBLIC,
     response_model=Me,
     tags=["auth"],
     responses={

@@ -64,7 +64,25 @@ def create_app(crm: Crm, check_schema: bool = True) -> FastAPI:
             continue
         for plugin_router in result.value or ():
             app.include_router(plugin_router, prefix=f"/api/{result.plugin}", tags=[result.plugin])
+    _declare_security(app)
     return app
+
+
+def _declare_security(app: FastAPI) -> None:
+    """Every operation needs a token or a session cookie unless its route says ``PUBLIC``."""
+    from fastapi.openapi.utils import get_openapi
+
+    from core.web.deps import SECURITY_SCHEMES
+
+    def schema() -> dict:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            document["security"] = [{"bearer": []}, {"session": []}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = schema  # type: ignore[method-assign]
 
 
 def create_app_from_env() -> FastAPI:

@@ -6,11 +6,11 @@ docstring why it is public.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from core import audit, auth
@@ -18,13 +18,21 @@ from core.errors import AuthError
 from core.runtime import Crm
 from core.web import sessions
 
-# Declared so that the OpenAPI schema (and /docs) know both ways to authenticate.
-bearer_scheme = HTTPBearer(auto_error=False, description="An API token: `crm users token create`")
-cookie_scheme = APIKeyCookie(
-    name=sessions.COOKIE_NAME,
-    auto_error=False,
-    description="The session cookie set by POST /api/auth/login",
-)
+SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token: `crm users token create`",
+    },
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": sessions.COOKIE_NAME,
+        "description": "The session cookie set by POST /api/auth/login",
+    },
+}
+#: ``openapi_extra`` of a route that needs no sign-in (say why in its docstring).
+PUBLIC = {"security": []}
 
 
 # The read path (get_crm, read_session, current_user) is ``async def`` on purpose: its queries
@@ -37,10 +45,18 @@ async def get_crm(request: Request) -> Crm:
     return request.app.state.crm
 
 
-async def read_session(crm: Crm = Depends(get_crm)) -> AsyncIterator[Session]:
-    """A session for reading; its transaction is rolled back at the end of the request."""
-    with crm.db.session() as session:
-        yield session
+async def read_connection(request: Request) -> Connection:
+    """The event loop's long-lived autocommit connection, for quick Core reads."""
+    return request.app.state.crm.db.reader()
+
+
+async def read_session(request: Request) -> Session:
+    """A session for reading, on the event loop's long-lived autocommit connection."""
+    session = getattr(request.state, "read_session", None)
+    if session is None:
+        session = Session(bind=request.app.state.crm.db.reader())
+        request.state.read_session = session
+    return session
 
 
 def write_session(request: Request, crm: Crm = Depends(get_crm)) -> Iterator[Session]:
@@ -76,24 +92,26 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
-async def current_user(
-    request: Request,
-    session: Session = Depends(read_session),
-    crm: Crm = Depends(get_crm),
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
-    cookie: str | None = Depends(cookie_scheme),
-) -> Principal:
-    """The user behind the bearer token or session cookie; 401 when there is none."""
+async def current_user(request: Request) -> Principal:
+    """The user behind the bearer token or session cookie; 401 when there is none.
+
+    Reads the headers itself rather than through FastAPI's security classes: every dependency
+    level costs time on each request. The OpenAPI schema declares both schemes globally
+    (``core.web.app``).
+    """
+    conn = request.app.state.crm.db.reader()
+    header = request.headers.get("authorization", "")
     ip = request.client.host if request.client else None
     try:
-        if credentials is not None:
-            user = auth.signed_in_by_token(session, credentials.credentials)
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            user = auth.signed_in_by_token(conn, credentials.strip())
             via = "token"
-        elif cookie:
-            decoded = sessions.decode(crm.settings.secret_key, cookie)
+        elif cookie := request.cookies.get(sessions.COOKIE_NAME):
+            decoded = sessions.decode(request.app.state.crm.settings.secret_key, cookie)
             if decoded is None:
                 raise AuthError("session expired; sign in again")
-            user = auth.signed_in_by_session(session, *decoded)
+            user = auth.signed_in_by_session(conn, *decoded)
             via = "session"
         else:
             raise AuthError("sign in or send an API token")
