@@ -139,8 +139,16 @@ class PreparedRead:
         sql, names, processors = self._compiled.get(conn.dialect.name) or self._compile(
             conn.dialect
         )
-        driver = conn.connection.driver_connection
-        cursor = driver.execute(sql, [params[n] for n in names] if names is not None else params)
+        args = [params[n] for n in names] if names is not None else params
+        for attempt in (1, 2):
+            driver = conn.connection.driver_connection
+            try:
+                cursor = driver.execute(sql, args)
+                break
+            except conn.dialect.loaded_dbapi.Error as exc:
+                if attempt == 2 or not conn.dialect.is_disconnect(exc, driver, None):
+                    raise
+                conn.invalidate()  # the server went away: reconnect and read again, once
         return [
             tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
             for row in cursor.fetchall()

@@ -182,3 +182,18 @@ def test_api_docs_can_be_hidden(make_crm, crm):
     client = TestClient(create_app(hidden))
     assert client.get("/docs").status_code == 404
     assert client.get("/openapi.json").status_code == 404
+
+
+def test_reads_survive_a_dropped_database_connection(crm):
+    if crm.db.dialect != "postgresql":
+        pytest.skip("an SQLite file has no server connection to drop")
+    secret = token_for(crm, "seller@example.com")
+    with TestClient(create_app(crm)) as client:  # one event-loop thread, one reader
+        assert client.get("/api/me", headers=bearer(secret)).status_code == 200
+        with crm.db.engine.connect() as admin:
+            killed = admin.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).scalar()
+        assert killed >= 1
+        assert client.get("/api/me", headers=bearer(secret)).status_code == 200
