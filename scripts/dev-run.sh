@@ -13,9 +13,7 @@ if [ ! -s "$PASSWORD_FILE" ]; then
 fi
 $CRM init --admin-email admin@example.com --admin-password "$(cat "$PASSWORD_FILE")"
 $CRM modules enable --all
-if $CRM --help | grep -q '^  demo '; then
-  $CRM demo
-fi
+$CRM demo
 echo
 echo "Sign in as admin@example.com with password $(cat "$PASSWORD_FILE")"
 echo "(API docs: http://127.0.0.1:8000/docs — change the password with: $CRM users set-password admin@example.com)"

@@ -11,7 +11,6 @@ CSV of the rejected ones, a dry run writes nothing at all.
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import time
 from collections.abc import Callable, Iterator
@@ -564,14 +563,7 @@ def import_rows(
     run = _Import(
         Summary(dry_run=dry_run), _RejectedWriter(rejected_path, raw_header), on_error, progress
     )
-    # Rows hold no reference cycles: the cyclic collector would only rescan each batch.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        run.run(crm, rows, header, dry_run, source)
-    finally:
-        if collecting:
-            gc.enable()
+    run.run(crm, rows, header, dry_run, source)
     run.summary.seconds = round(time.perf_counter() - started, 3)
     return run.summary
 

@@ -229,3 +229,38 @@ def test_export_filters_and_json(crm, cli, write_csv):
     assert [r["display_name"] for r in vip] == ["A"]
     iran = json.loads(cli("customers", "export", "--format", "json", "--country", "IR").stdout)
     assert [r["display_name"] for r in iran] == ["B"]
+
+
+def test_an_import_killed_half_way_leaves_nothing_and_a_rerun_completes(crm, cli, tmp_path):
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from core.demo import write_csv as demo_csv
+    from tests.conftest import FIXTURES, ROOT
+
+    path = tmp_path / "big.csv"
+    demo_csv(path, 60_000, seed=11)
+    env = {**__import__("os").environ, **cli.env, "PYTHONPATH": f"{FIXTURES}:{cli.site}:{ROOT}"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import cli; cli.main()", "customers", "import", str(path)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(2)  # well into the import, before its single commit
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL  # it was killed, not finished
+    assert count(crm) == 0
+    if crm.db.dialect == "sqlite":
+        checked = sqlite3.connect(tmp_path / "crm.db").execute("PRAGMA integrity_check")
+        assert checked.fetchone()[0] == "ok"
+    result, summary = run(cli, path)
+    assert result.exit_code == 0 and summary["rejected"] == 0
+    customers = count(crm)
+    assert summary["created"] + summary["updated"] == 60_000 and customers >= 60_000
+    _, again = run(cli, path)
+    assert again["created"] == 0 and count(crm) == customers
