@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import click
+
+if TYPE_CHECKING:
+    from core.customers.importer import Summary
+    from core.runtime import Crm
 
 from core.commands import FORMAT_OPTION, open_crm, print_json
 
@@ -69,7 +74,16 @@ def import_(
         sys.exit(1)
 
 
-def _run_with_progress(crm, handle, file, mapping, dry_run, on_error, rejected):
+def _run_with_progress(
+    crm: Crm,
+    handle: TextIO,
+    file: Path,
+    mapping: dict[str, str],
+    dry_run: bool,
+    on_error: str,
+    rejected: Path,
+) -> Summary:
+    """Run the import, with a progress bar when standard error is a terminal."""
     from core.customers import importer
 
     kwargs = {
