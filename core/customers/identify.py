@@ -18,25 +18,13 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.customers import service
-from core.customers.models import Customer, CustomerIdentity, CustomerTag
+from core.customers.models import EDITABLE_FIELDS, Customer, CustomerIdentity, CustomerTag
 from core.normalize import normalise_identity
 
 if TYPE_CHECKING:
     from core.runtime import Crm
 
-MERGE_FIELDS = (
-    "kind",
-    "display_name",
-    "given_name",
-    "family_name",
-    "company_id",
-    "address",
-    "country",
-    "language",
-    "owner_id",
-    "source_channel",
-    "external_ref",
-)
+MERGE_FIELDS = EDITABLE_FIELDS
 SIMILAR_NAME = 0.85
 CANDIDATE_LIMIT = 200
 

@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 
 from core import audit
 from core.customers import fields
-from core.customers.models import COMPANY, PERSON
+from core.customers.models import COMPANY, EDITABLE_FIELDS, PERSON
 from core.db import utcnow
 from core.errors import CrmError
 from core.normalize import IdentityError, normalise_identity, search_key
@@ -50,19 +50,7 @@ COLUMNS = (
     "owner",
 )
 NAME_COLUMNS = ("display_name", "given_name", "family_name")
-SCALARS = (
-    "kind",
-    "display_name",
-    "given_name",
-    "family_name",
-    "company_id",
-    "address",
-    "country",
-    "language",
-    "owner_id",
-    "source_channel",
-    "external_ref",
-)
+SCALARS = EDITABLE_FIELDS
 IGNORE = "-"
 #: Columns of our own export that an import reads past (the database sets them).
 READ_ONLY = ("archived", "created_at", "updated_at")
@@ -294,21 +282,7 @@ class _Writer:
         return found
 
     def _insert_customers(self, rows: list[tuple]) -> None:
-        columns = (
-            "id",
-            "kind",
-            "display_name",
-            "given_name",
-            "family_name",
-            "company_id",
-            "address",
-            "country",
-            "language",
-            "owner_id",
-            "source_channel",
-            "external_ref",
-            "search_key",
-        )
+        columns = ("id", *EDITABLE_FIELDS, "search_key")  # the order of the tuples below
         marks = ", ".join([self.mark] * (len(columns) + 4))
         self.conn.exec_driver_sql(
             f"INSERT INTO core_customer ({', '.join(columns)}, archived, created_at, "

@@ -21,6 +21,20 @@ from core.db import Base, UTCDateTime, utcnow
 PERSON = "person"
 COMPANY = "company"
 KINDS = (PERSON, COMPANY)
+#: The fields people and imports may set (the rest the database keeps).
+EDITABLE_FIELDS = (
+    "kind",
+    "display_name",
+    "given_name",
+    "family_name",
+    "company_id",
+    "address",
+    "country",
+    "language",
+    "owner_id",
+    "source_channel",
+    "external_ref",
+)
 
 
 class Customer(Audited, Base):

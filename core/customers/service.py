@@ -16,26 +16,18 @@ from sqlalchemy.orm import Session
 
 from core import audit, events
 from core.customers import fields
-from core.customers.models import COMPANY, Customer, CustomerIdentity, CustomerTag
+from core.customers.models import (
+    COMPANY,
+    EDITABLE_FIELDS,
+    Customer,
+    CustomerIdentity,
+    CustomerTag,
+)
 from core.db import PreparedRead, utcnow
 from core.normalize import normalise_identity, search_key
 
 if TYPE_CHECKING:
     from core.runtime import Crm
-
-EDITABLE = (
-    "kind",
-    "display_name",
-    "given_name",
-    "family_name",
-    "company_id",
-    "address",
-    "country",
-    "language",
-    "owner_id",
-    "source_channel",
-    "external_ref",
-)
 
 
 class IdentityConflict(Exception):
@@ -80,24 +72,7 @@ def as_dict(customer: Customer) -> dict[str, Any]:
     }
 
 
-_OUT_COLUMNS = (
-    "id",
-    "kind",
-    "display_name",
-    "given_name",
-    "family_name",
-    "company_id",
-    "address",
-    "country",
-    "language",
-    "owner_id",
-    "source_channel",
-    "external_ref",
-    "archived",
-    "created_at",
-    "updated_at",
-    "version",
-)
+_OUT_COLUMNS = ("id", *EDITABLE_FIELDS, "archived", "created_at", "updated_at", "version")
 
 
 @functools.cache
