@@ -141,11 +141,84 @@ def run_reference(folder: Path, rows: list[tuple], run: int) -> float:
     return seconds
 
 
+def schema_floor_rows(data: Path) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """Customers, identities and tags as the import would write them (parsed untimed)."""
+    from core.customers import importer
+    from core.normalize import search_key
+
+    now = "2026-01-01 00:00:00.000000"
+    customers, identities, tags = [], [], []
+    with importer.open_csv(data) as handle:
+        reader = csv.reader(handle)
+        parser = importer._Parser(importer._header(next(reader), {}), "VN", {})
+        for number, raw in enumerate(reader, 1):
+            row = parser.parse(number, raw)
+            v = row.values
+            customers.append(
+                (
+                    number,
+                    v["kind"],
+                    v["display_name"],
+                    v["given_name"],
+                    v["family_name"],
+                    None,
+                    v["address"],
+                    v["country"],
+                    v["language"],
+                    None,
+                    v["source_channel"],
+                    v["external_ref"],
+                    search_key(v["display_name"]),
+                    0,
+                    now,
+                    now,
+                    1,
+                )
+            )
+            identities.extend((number, c, value, now) for c, value in row.identities)
+            tags.extend((number, t) for t in row.tags)
+    return customers, identities, tags
+
+
+def run_schema_floor(folder: Path, rows: tuple[list, list, list], run: int) -> float:
+    """Seconds three executemany calls (customers, identities, tags) took in one transaction."""
+    path, _ = fresh_database(folder, f"floor{run}")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    customers, identities, tags = rows
+    started = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(
+        "INSERT INTO core_customer (id, kind, display_name, given_name, family_name, company_id,"
+        " address, country, language, owner_id, source_channel, external_ref, search_key,"
+        " archived, created_at, updated_at, version) VALUES"
+        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        customers,
+    )
+    conn.executemany(
+        "INSERT INTO core_customer_identity (customer_id, channel, value,"
+        " created_at) VALUES (?, ?, ?, ?)",
+        identities,
+    )
+    conn.executemany("INSERT INTO core_customer_tag (customer_id, tag) VALUES (?, ?)", tags)
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return seconds
+
+
 def main() -> None:
     """Print product and reference rates (medians) and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time plain executemany of everything the import writes "
+        "(customers, identities, tags): this schema's insert floor",
+    )
     args = parser.parse_args()
     from core.demo import write_csv
 
@@ -165,6 +238,14 @@ def main() -> None:
             reference.append(run_reference(folder, rows, run))
             for leftover in folder.glob("*.db*"):
                 leftover.unlink()
+        del rows
+        floor = []
+        if args.floor:
+            everything = schema_floor_rows(data)
+            for run in range(args.runs):
+                floor.append(run_schema_floor(folder, everything, run))
+                for leftover in folder.glob("*.db*"):
+                    leftover.unlink()
     product_rate = args.rows / statistics.median(product)
     reference_rate = args.rows / statistics.median(reference)
     ratio = product_rate / reference_rate
@@ -179,6 +260,13 @@ def main() -> None:
     )
     print(f"ratio product/reference:           {ratio:>10.2f}   (target >= 0.33)")
     print(f"peak memory of the import:         {max(peaks):>10.0f} MB (target < 300 MB)")
+    if floor:
+        floor_rate = args.rows / statistics.median(floor)
+        print(
+            f"schema floor (all rows the import writes, plain executemany): {floor_rate:,.0f}"
+            f" rows/s; product/floor {product_rate / floor_rate:.2f},"
+            f" floor/reference {floor_rate / reference_rate:.2f}"
+        )
 
 
 if __name__ == "__main__":
