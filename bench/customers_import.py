@@ -27,6 +27,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+INSERT_CUSTOMER = (
+    "INSERT INTO core_customer (id, kind, display_name, given_name, family_name, company_id,"
+    " address, country, language, owner_id, source_channel, external_ref, search_key,"
+    " archived, created_at, updated_at, version) VALUES"
+    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 PEAK_REPORTING_CRM = (
     "import atexit, sys\n"
     "def peak():\n"
@@ -129,10 +135,7 @@ def run_reference(folder: Path, rows: list[tuple], run: int) -> float:
     started = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany(
-        "INSERT INTO core_customer (id, kind, display_name, given_name, family_name, company_id,"
-        " address, country, language, owner_id, source_channel, external_ref, search_key,"
-        " archived, created_at, updated_at, version) VALUES"
-        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        INSERT_CUSTOMER,
         rows,
     )
     conn.execute("COMMIT")
@@ -190,10 +193,7 @@ def run_schema_floor(folder: Path, rows: tuple[list, list, list], run: int) -> f
     started = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany(
-        "INSERT INTO core_customer (id, kind, display_name, given_name, family_name, company_id,"
-        " address, country, language, owner_id, source_channel, external_ref, search_key,"
-        " archived, created_at, updated_at, version) VALUES"
-        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        INSERT_CUSTOMER,
         customers,
     )
     conn.executemany(

@@ -8,8 +8,10 @@ variable they are skipped, unless ``CRM_REQUIRE_POSTGRES=1`` (set by CI), which 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,3 +178,55 @@ class Cli:
 def cli(crm_env: dict[str, str], plugin_site: Path, tmp_path: Path) -> Cli:
     """The ``crm`` command against the test database."""
     return Cli(crm_env, plugin_site, tmp_path)
+
+
+class Server:
+    """A ``crm serve`` process on a free loopback port."""
+
+    def __init__(self, cli: Cli, *args: str) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {
+            **os.environ,
+            **cli.env,
+            "PYTHONPATH": os.pathsep.join([str(FIXTURES), str(cli.site), str(ROOT)]),
+        }
+        self.base = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "import cli; cli.main()", "serve", "--port", str(port), *args],
+            env=env,
+            cwd=cli.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        import httpx
+
+        for _ in range(150):
+            try:
+                httpx.get(f"{self.base}/api/health", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("crm serve did not start")
+
+    def stop(self) -> str:
+        """Stop the server; return what it printed."""
+        self.process.terminate()
+        return self.process.communicate(timeout=20)[0]
+
+
+@pytest.fixture
+def serve(cli: Cli):
+    """Start ``crm serve [ARGS]`` with ``serve(*args)``; stopped after the test."""
+    started: list[Server] = []
+
+    def start(*args: str) -> Server:
+        started.append(Server(cli, *args))
+        return started[-1]
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.stop()

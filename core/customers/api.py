@@ -349,6 +349,12 @@ def update_customer(
     return _out(customer)
 
 
+def _set_archived(session: Session, crm: Crm, customer_id: int, archived: bool) -> CustomerOut:
+    customer = _get(session, customer_id)
+    service.set_archived(session, crm, customer, archived)
+    return _out(customer)
+
+
 @router.post("/{customer_id}/archive", response_model=CustomerOut)
 def archive_customer(
     customer_id: int,
@@ -357,9 +363,7 @@ def archive_customer(
     crm: Crm = Depends(get_crm),
 ) -> CustomerOut:
     """Archive a customer: hidden from lists by default, kept with all its history."""
-    customer = _get(session, customer_id)
-    service.set_archived(session, crm, customer, True)
-    return _out(customer)
+    return _set_archived(session, crm, customer_id, True)
 
 
 @router.post("/{customer_id}/restore", response_model=CustomerOut)
@@ -370,9 +374,7 @@ def restore_customer(
     crm: Crm = Depends(get_crm),
 ) -> CustomerOut:
     """Bring an archived customer back."""
-    customer = _get(session, customer_id)
-    service.set_archived(session, crm, customer, False)
-    return _out(customer)
+    return _set_archived(session, crm, customer_id, False)
 
 
 @router.delete("/{customer_id}", status_code=204)

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from core.customers import listing
+from core.customers import importer, listing
 from core.customers.importer import IDENTITY_COLUMNS
 from core.customers.models import Customer, CustomerIdentity, CustomerTag
 
@@ -22,25 +22,7 @@ if TYPE_CHECKING:
     from core.runtime import Crm
 
 BATCH = 1000
-COLUMNS = (
-    "id",
-    "external_ref",
-    "kind",
-    "display_name",
-    "given_name",
-    "family_name",
-    "company",
-    *IDENTITY_COLUMNS,
-    "address",
-    "country",
-    "language",
-    "tags",
-    "source_channel",
-    "owner",
-    "archived",
-    "created_at",
-    "updated_at",
-)
+COLUMNS = (*importer.COLUMNS, *importer.READ_ONLY)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 

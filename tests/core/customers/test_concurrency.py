@@ -1,56 +1,18 @@
 """Concurrent writes through a real server: no lost update, no 500 on a unique race."""
 
-import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
-from tests.core.test_serve import free_port
-
 
 @pytest.fixture
-def server(crm, cli):
+def server(crm, cli, serve):
     """``crm serve`` with two workers on loopback, and an admin token."""
     secret = cli.run(
         "users", "token", "create", "--user", "admin@example.com", "--name", "c", check=True
     ).stdout.strip()
-    port = free_port()
-    env = {
-        **os.environ,
-        **cli.env,
-        "PYTHONPATH": os.pathsep.join([str(FIXTURES), str(cli.site), str(ROOT)]),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import cli; cli.main()",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        env=env,
-        cwd=cli.cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            httpx.get(f"{base}/api/health", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    yield base, {"Authorization": f"Bearer {secret}"}
-    process.terminate()
-    process.wait(timeout=20)
+    return serve("--workers", "2").base, {"Authorization": f"Bearer {secret}"}
 
 
 def test_two_creates_of_one_identity_give_one_201_and_one_409(server):
