@@ -19,7 +19,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.db import PreparedRead, utcnow
+from core.db import PreparedRead, connection_of, utcnow
 from core.errors import AuthError
 from core.models import ApiToken, AuditLog, User
 
@@ -132,19 +132,6 @@ def create_token(
     return NewToken(token.id, name, secret)
 
 
-def verify_token(session: Session, secret: str) -> User:
-    """The user a bearer token belongs to, else ``AuthError`` (unknown, revoked, expired)."""
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
-    now = utcnow()
-    if token is None or token.revoked_at is not None:
-        raise AuthError("invalid or revoked token")
-    if token.expires_at is not None and token.expires_at <= now:
-        raise AuthError("token expired")
-    if not token.user.is_active:
-        raise AuthError("user is deactivated")
-    return token.user
-
-
 @dataclass(frozen=True)
 class SignedIn:
     """The signed-in user as requests see it: identity, roles and permissions, read with two
@@ -205,13 +192,9 @@ def _signed_in(rows: list[Any]) -> SignedIn:
     )
 
 
-def _connection(db: Session | Connection) -> Connection:
-    return db.connection() if isinstance(db, Session) else db
-
-
 def signed_in_by_token(db: Session | Connection, secret: str) -> SignedIn:
     """The user a bearer token belongs to; ``AuthError`` if unknown, revoked or expired."""
-    rows = _statements()["token"].rows(_connection(db), digest=_digest(secret))
+    rows = _statements()["token"].rows(connection_of(db), digest=_digest(secret))
     if not rows or rows[0][_REVOKED] is not None:
         raise AuthError("invalid or revoked token")
     if rows[0][_EXPIRES] is not None and rows[0][_EXPIRES] <= utcnow():
@@ -223,7 +206,7 @@ def signed_in_by_token(db: Session | Connection, secret: str) -> SignedIn:
 
 def signed_in_by_session(db: Session | Connection, user_id: int, epoch: int) -> SignedIn:
     """The user of a session cookie; ``AuthError`` once the session was ended."""
-    rows = _statements()["session"].rows(_connection(db), user_id=user_id)
+    rows = _statements()["session"].rows(connection_of(db), user_id=user_id)
     if not rows or not rows[0][_ACTIVE] or rows[0][_EPOCH] != epoch:
         raise AuthError("session expired; sign in again")
     return _signed_in(rows)

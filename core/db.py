@@ -110,6 +110,11 @@ def write_engine(engine: Engine) -> Engine:
     return engine.execution_options(**{WRITE_OPTION: True})
 
 
+def connection_of(db: Session | Connection) -> Connection:
+    """The Core connection behind a session, or the connection itself."""
+    return db.connection() if isinstance(db, Session) else db
+
+
 class PreparedRead:
     """A Core ``SELECT`` compiled once per dialect and run on the driver's connection.
 

@@ -237,7 +237,8 @@ def repair(crm: Crm) -> list[str]:
     return repaired
 
 
-def _present(crm: Crm) -> list[str]:
+def installed(crm: Crm) -> list[str]:
+    """Modules that are installed, enabled or disabled (their tables exist)."""
     return [name for name, row in states(crm).items() if row.state in PRESENT_STATES]
 
 
@@ -375,7 +376,7 @@ def _tables_of(crm: Crm, module: str, existing: set[str]) -> set[str]:
 
 def uninstall_impact(crm: Crm, name: str) -> Impact:
     """Modules (dependents first) and tables with row counts that ``uninstall`` would remove."""
-    present = set(_present(crm))
+    present = set(installed(crm))
     if name not in present:
         raise ModuleError(f"module {name!r} is not installed")
     dependents = [m for m in dependents_of(crm.registry.manifests(), name) if m in present]
@@ -437,7 +438,7 @@ def uninstall(crm: Crm, name: str) -> tuple[Impact, Path]:
 
 def upgrade(crm: Crm, names: Iterable[str] | None = None) -> list[str]:
     """Apply new migrations of installed modules (all of them when ``names`` is None)."""
-    present = _present(crm)
+    present = installed(crm)
     targets = list(present if names is None else names)
     for name in targets:
         if name not in crm.registry.plugins:

@@ -88,17 +88,3 @@ def remove_module(session, module: str) -> None:
 
     session.execute(delete(models.Permission).where(models.Permission.module == module))
     session.execute(delete(models.Role).where(models.Role.module == module))
-
-
-def permissions_of(session, user_id: int) -> set[str]:
-    """Every permission the user holds through their roles."""
-    from sqlalchemy import select
-
-    from core import models
-
-    rows = session.scalars(
-        select(models.RolePermission.permission)
-        .join(models.UserRole, models.UserRole.role == models.RolePermission.role)
-        .where(models.UserRole.user_id == user_id)
-    )
-    return set(rows)

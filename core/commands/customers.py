@@ -158,7 +158,7 @@ def export(
         owner_id=owner_id,
         kind=kind,
         country=country,
-        archived=None if archived == "any" else archived == "true",
+        archived=listing.archived_filter(archived),
     )
     write = exporter.write_csv if fmt == "csv" else exporter.write_json
     if out is None:

@@ -35,7 +35,7 @@ def current(fmt: str) -> None:
     from core import modules as lifecycle
 
     crm = open_crm()
-    present = lifecycle._present(crm)
+    present = lifecycle.installed(crm)
     with crm.db.engine.connect() as conn:
         statuses = migrate.status(crm, conn, present)
     if fmt == "json":

@@ -219,7 +219,7 @@ async def list_customers(
         kind=kind,
         country=country,
         company_id=company_id,
-        archived=None if archived == "any" else archived == "true",
+        archived=listing.archived_filter(archived),
     )
     try:
         rows, next_cursor = listing.page(session, filters, limit, cursor, sort)

@@ -40,6 +40,11 @@ class Filters:
     archived: bool | None = False
 
 
+def archived_filter(value: str) -> bool | None:
+    """``"false"``, ``"true"`` or ``"any"`` as the ``Filters.archived`` value."""
+    return None if value == "any" else value == "true"
+
+
 def filtered(filters: Filters) -> Select[tuple[Customer]]:
     """A query for the customers matching ``filters``, unordered."""
     query = select(Customer)

@@ -23,7 +23,7 @@ from core.customers.models import (
     CustomerIdentity,
     CustomerTag,
 )
-from core.db import PreparedRead, utcnow
+from core.db import PreparedRead, connection_of, utcnow
 from core.normalize import normalise_identity, search_key
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _read_statements() -> tuple[Any, Any]:
 def read(db: Session | Connection, customer_id: int) -> dict[str, Any] | None:
     """The customer as :func:`as_dict` gives it, read with two indexed queries, no ORM."""
     row_query, details_query = _read_statements()
-    conn = db.connection() if isinstance(db, Session) else db
+    conn = connection_of(db)
     found = row_query.rows(conn, id=customer_id)
     if not found:
         return None

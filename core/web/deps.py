@@ -6,7 +6,7 @@ docstring why it is public.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request, status
@@ -50,13 +50,17 @@ async def read_connection(request: Request) -> Connection:
     return request.app.state.crm.db.reader()
 
 
-async def read_session(request: Request) -> Session:
-    """A session for reading, on the event loop's long-lived autocommit connection."""
-    session = getattr(request.state, "read_session", None)
-    if session is None:
-        session = Session(bind=request.app.state.crm.db.reader())
-        request.state.read_session = session
-    return session
+async def read_session(request: Request) -> AsyncIterator[Session]:
+    """A session for reading, on the event loop's long-lived autocommit connection.
+
+    Closed after the request, so the reader is never left inside a transaction (which would
+    stop it from reconnecting after the database server dropped it).
+    """
+    session = Session(bind=request.app.state.crm.db.reader())
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 def write_session(request: Request, crm: Crm = Depends(get_crm)) -> Iterator[Session]:
@@ -126,7 +130,9 @@ async def current_user(request: Request) -> Principal:
 def require_permission(permission: str) -> Callable[..., Principal]:
     """A dependency that lets the request through only for users holding ``permission``."""
 
-    async def dependency(principal: Principal = Depends(current_user)) -> Principal:
+    async def dependency(request: Request) -> Principal:
+        # current_user called directly: one dependency level less to resolve per request
+        principal = getattr(request.state, "principal", None) or await current_user(request)
         if not principal.can(permission):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
         return principal

@@ -190,6 +190,7 @@ def test_reads_survive_a_dropped_database_connection(crm):
     secret = token_for(crm, "seller@example.com")
     with TestClient(create_app(crm)) as client:  # one event-loop thread, one reader
         assert client.get("/api/me", headers=bearer(secret)).status_code == 200
+        assert client.get("/api/customers", headers=bearer(secret)).status_code == 200
         with crm.db.engine.connect() as admin:
             killed = admin.exec_driver_sql(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -197,3 +198,4 @@ def test_reads_survive_a_dropped_database_connection(crm):
             ).scalar()
         assert killed >= 1
         assert client.get("/api/me", headers=bearer(secret)).status_code == 200
+        assert client.get("/api/customers", headers=bearer(secret)).status_code == 200
