@@ -22,6 +22,8 @@ CORE_COMMANDS: dict[str, click.Command] = {
     "db": db.db,
     "check": check.check,
     "users": users.users,
+    "teams": users.teams,
+    "roles": users.roles,
     "customers": customers.customers,
     "demo": customers.demo,
 }

@@ -53,6 +53,11 @@ def check_password_strength(password: str) -> None:
         raise ValueError("password is too simple")
 
 
+def verify_password(user: User, password: str) -> bool:
+    """Whether ``password`` is ``user``'s current password."""
+    return _hasher().verify(password, user.password_hash)
+
+
 def generate_password() -> str:
     """A random password suitable to print once."""
     return secrets.token_urlsafe(15)
@@ -143,6 +148,9 @@ class SignedIn:
     language: str
     roles: tuple[str, ...]
     permissions: frozenset[str]
+    #: Which records the user sees: the widest scope of their roles (``own``, ``team``, ``all``).
+    scope: str = "all"
+    team_id: int | None = None
 
 
 @functools.cache
@@ -150,7 +158,7 @@ def _statements() -> dict[str, Any]:
     """The per-request queries, built once: each joins the user's roles and permissions."""
     from sqlalchemy import bindparam
 
-    from core.models import RolePermission, UserRole
+    from core.models import Role, RolePermission, UserRole
 
     grants = (
         select(
@@ -162,8 +170,11 @@ def _statements() -> dict[str, Any]:
             User.session_epoch,
             UserRole.role,
             RolePermission.permission,
+            Role.scope,
+            User.team_id,
         )
         .outerjoin(UserRole, UserRole.user_id == User.id)
+        .outerjoin(Role, Role.name == UserRole.role)
         .outerjoin(RolePermission, RolePermission.role == UserRole.role)
     )
     return {
@@ -177,7 +188,21 @@ def _statements() -> dict[str, Any]:
 
 
 # Column positions in the rows of _statements().
-_ID, _EMAIL, _NAME, _LANGUAGE, _ACTIVE, _EPOCH, _ROLE, _PERMISSION, _EXPIRES, _REVOKED = range(10)
+(
+    _ID,
+    _EMAIL,
+    _NAME,
+    _LANGUAGE,
+    _ACTIVE,
+    _EPOCH,
+    _ROLE,
+    _PERMISSION,
+    _SCOPE,
+    _TEAM,
+    _EXPIRES,
+    _REVOKED,
+) = range(12)
+_SCOPE_WIDTH = {"own": 0, "team": 1, "all": 2}
 
 
 def _signed_in(rows: list[Any]) -> SignedIn:
@@ -189,6 +214,8 @@ def _signed_in(rows: list[Any]) -> SignedIn:
         first[_LANGUAGE],
         tuple(sorted({r[_ROLE] for r in rows if r[_ROLE]})),
         frozenset(r[_PERMISSION] for r in rows if r[_PERMISSION]),
+        max((r[_SCOPE] for r in rows if r[_SCOPE]), key=_SCOPE_WIDTH.__getitem__, default="own"),
+        first[_TEAM],
     )
 
 

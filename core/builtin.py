@@ -31,8 +31,8 @@ def roles():
 
     return [
         Role("admin", "Administrator", "Everything, including modules, users and settings."),
-        Role("manager", "Manager", "Leads a team; sees the team's work and reports."),
-        Role("sales", "Salesperson", "Works with customers, deals and orders."),
+        Role("manager", "Manager", "Leads a team; sees the team's work and reports.", "team"),
+        Role("sales", "Salesperson", "Works with customers, deals and orders.", "team"),
         Role("service", "Service agent", "Handles tickets and after-sale care."),
         Role("marketing", "Marketer", "Builds segments and campaigns."),
         Role("analyst", "Analyst", "Reads data and analytics; changes nothing."),
@@ -242,3 +242,35 @@ def checklist_items(crm):
             deploy=True,
         ),
     ]
+
+
+@hookimpl
+def web_views(crm):
+    """The customer screens and the user resource (for owner names)."""
+    from core.customers import views
+
+    return views.resources()
+
+
+@hookimpl
+def customer_slots(crm):
+    """Identities, people at a company, possible duplicates."""
+    from core.customers import views
+
+    return views.slots()
+
+
+@hookimpl
+def dashboard_widgets(crm):
+    """Customer counts."""
+    from core.customers import views
+
+    return views.widgets()
+
+
+@hookimpl
+def menu_items(crm):
+    """Customers and the admin area."""
+    from core.customers import views
+
+    return views.menu()

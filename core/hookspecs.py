@@ -115,6 +115,45 @@ def extend_views(crm, views):
 
 
 @hookspec
+def customer_slots(crm):
+    """Panels this module adds to the customer 360 page (timeline, pipeline, alerts...).
+
+    Called when the web app is built, for enabled modules. Return an iterable of
+    :class:`core.ui.Slot`. Each slot is loaded by its own request, so one that is slow or
+    raises shows an error box and leaves the rest of the page intact.
+    """
+
+
+@hookspec
+def dashboard_widgets(crm):
+    """Numbers and charts this module adds to the home dashboard.
+
+    Called when the web app is built, for enabled modules. Return an iterable of
+    :class:`core.ui.Widget`; each is loaded by its own request, like customer slots.
+    """
+
+
+@hookspec
+def record_rules(crm, user, model):
+    """Extra conditions under which ``user`` may see rows of ``model`` (``"customer"``...).
+
+    Called for users whose scope is ``own`` or ``team`` (see :mod:`core.records`) whenever a
+    list, search, count, kanban or export of ``model`` is built. Return an iterable of
+    SQLAlchemy boolean expressions; they are OR-ed with the core's owner rule, so they can only
+    widen what the user sees.
+    """
+
+
+@hookspec
+def locale_dirs():
+    """Folders holding this module's translations (``<lang>/LC_MESSAGES/messages.po``).
+
+    Called when the web app is built, for enabled modules. Return an iterable of paths; their
+    catalogs are merged over the core's, so a module translates its own labels.
+    """
+
+
+@hookspec
 def menu_items(crm):
     """Entries this module adds to the staff UI's navigation.
 

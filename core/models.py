@@ -50,6 +50,9 @@ class User(Audited, Base):
     initial_password: Mapped[bool] = mapped_column(Boolean, default=False)
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, info={"audit": False})
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("core_team.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -72,6 +75,18 @@ class Role(Base):
     label: Mapped[str] = mapped_column(String(100))
     module: Mapped[str] = mapped_column(String(40))
     description: Mapped[str] = mapped_column(Text, default="")
+    #: Which records its holders see: ``own``, ``team`` or ``all`` (see ``core.records``).
+    scope: Mapped[str] = mapped_column(String(10), default="all", server_default="all")
+
+
+class Team(Base):
+    """A group of users (a sales team, a department); record rules scope work to it."""
+
+    __tablename__ = "core_team"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
 
 
 class Permission(Base):

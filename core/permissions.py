@@ -14,13 +14,22 @@ ADMIN = "admin"
 BUILTIN_ROLES = ("admin", "manager", "sales", "service", "marketing", "analyst")
 
 
+SCOPES = ("own", "team", "all")
+
+
 @dataclass(frozen=True)
 class Role:
-    """A role a module declares: ``name`` is stable, ``label`` is shown to people."""
+    """A role a module declares: ``name`` is stable, ``label`` is shown to people.
+
+    ``scope`` says which records its holders see by default: their own (``own``), their
+    team's (``team``) or every one (``all``); see :mod:`core.records`. Administrators may change
+    it later (``crm roles scope``); synchronisation sets it only when the role is new.
+    """
 
     name: str
     label: str
     description: str = ""
+    scope: str = "all"
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,12 @@ def sync(session, declarations: Iterable[tuple[str, list[Role], list[Permission]
     for module, roles, _ in declarations:
         for role in roles:
             row = known_roles.get(role.name)
+            if role.scope not in SCOPES:
+                raise ValueError(
+                    f"module {module!r}: role {role.name} has unknown scope {role.scope!r}"
+                )
             if row is None:
-                row = models.Role(name=role.name, label=role.label, module=module)
+                row = models.Role(name=role.name, label=role.label, module=module, scope=role.scope)
                 session.add(row)
                 known_roles[role.name] = row
             row.label, row.description = role.label, role.description

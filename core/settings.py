@@ -56,6 +56,7 @@ class Settings:
     secret_key: str = DEFAULT_SECRET_KEY
     default_region: str = "VN"
     default_currency: str = "VND"
+    timezone: str = "Asia/Ho_Chi_Minh"
     load_plugins: tuple[str, ...] | None = None
     strict_plugins: bool = False
     silenced_checks: tuple[str, ...] = ()
@@ -108,11 +109,25 @@ def _validate_currency(name: str, value: object) -> str:
     return text
 
 
+def _validate_timezone(name: str, value: object) -> str:
+    import zoneinfo
+
+    text = str(value).strip()
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"{name}: {value!r} is not an IANA time zone such as Asia/Ho_Chi_Minh or Asia/Tehran"
+        ) from None
+    return text
+
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "database_url": _validate_url,
     "secret_key": _validate_secret,
     "default_region": _validate_region,
     "default_currency": _validate_currency,
+    "timezone": _validate_timezone,
     "load_plugins": _names,
     "strict_plugins": _bool,
     "silenced_checks": _names,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core import auth
 from core.db import utcnow
 from core.errors import NotFoundError
-from core.models import Role, User, UserRole
+from core.models import Role, Team, User, UserRole
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LANGUAGES = ("en", "vi", "fa")
@@ -108,3 +108,49 @@ def deactivate(session: Session, user: User) -> None:
     user.is_active = False
     user.session_epoch += 1
     auth.revoke_tokens(session, user)
+
+
+def add_team(session: Session, name: str, label: str = "") -> Team:
+    """Create the team ``name`` (a short lower-case key) shown as ``label``."""
+    from core import audit
+
+    key = name.strip().lower()
+    if not key or not key.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"team name {name!r}: use letters, digits, - and _")
+    if session.scalar(select(Team).where(Team.name == key)) is not None:
+        raise ValueError(f"team {key!r} exists already")
+    team = Team(name=key, label=label.strip() or key)
+    session.add(team)
+    session.flush()
+    audit.record(session, "create", "team", team.id, after={"name": key, "label": team.label})
+    return team
+
+
+def get_team(session: Session, name: str) -> Team:
+    """The team called ``name``; ``ValueError`` naming the known teams otherwise."""
+    team = session.scalar(select(Team).where(Team.name == name.strip().lower()))
+    if team is None:
+        known = ", ".join(session.scalars(select(Team.name).order_by(Team.name))) or "none yet"
+        raise ValueError(f"no team {name!r} (teams: {known})")
+    return team
+
+
+def set_team(session: Session, user: User, team: Team | None) -> None:
+    """Put ``user`` in ``team`` (``None``: in no team)."""
+    user.team_id = team.id if team is not None else None
+    session.flush()
+
+
+def set_role_scope(session: Session, role: str, scope: str) -> None:
+    """Set which records holders of ``role`` see: ``own``, ``team`` or ``all``."""
+    from core import audit
+    from core.permissions import SCOPES
+
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    row = session.get(Role, role)
+    if row is None:
+        raise ValueError(f"no role {role!r}")
+    before = row.scope
+    row.scope = scope
+    audit.record(session, "update", "role", None, before={role: before}, after={role: scope})

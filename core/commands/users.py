@@ -219,3 +219,129 @@ def token_list(email: str, fmt: str) -> None:
         print_table(
             ["name", "prefix", "created", "expires", "revoked"], [list(r.values()) for r in rows]
         )
+
+
+@users.command("set-team")
+@click.argument("email")
+@click.argument("team")
+def set_team(email: str, team: str) -> None:
+    """Put a user in TEAM ('-' for no team); team-scoped roles then see the team's records."""
+    from core import users as service
+
+    crm = open_crm()
+    try:
+        with crm.db.write() as session:
+            user = service.get_user(session, email)
+            service.set_team(
+                session, user, None if team == "-" else service.get_team(session, team)
+            )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{email}: team {team}")
+
+
+@click.group()
+def teams() -> None:
+    """Teams of users; roles with the 'team' scope see their team's records."""
+
+
+@teams.command("add")
+@click.argument("name")
+@click.option("--label", default="", help="The name people see (defaults to NAME).")
+def team_add(name: str, label: str) -> None:
+    """Add a team."""
+    from core import users as service
+
+    crm = open_crm()
+    try:
+        with crm.db.write() as session:
+            team = service.add_team(session, name, label)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Added team {team.name}")
+
+
+@teams.command("list")
+@FORMAT_OPTION
+def team_list(fmt: str) -> None:
+    """List teams and their members."""
+    from sqlalchemy import select
+
+    from core.models import Team, User
+
+    crm = open_crm()
+    with crm.db.session() as session:
+        rows = [
+            {
+                "name": team.name,
+                "label": team.label,
+                "members": list(
+                    session.scalars(
+                        select(User.email).where(User.team_id == team.id).order_by(User.email)
+                    )
+                ),
+            }
+            for team in session.scalars(select(Team).order_by(Team.name))
+        ]
+    if fmt == "json":
+        print_json(rows)
+        return
+    print_table(
+        ["team", "label", "members"],
+        [[r["name"], r["label"], ", ".join(r["members"])] for r in rows],
+    )
+
+
+@click.group()
+def roles() -> None:
+    """Roles, their permissions and the records they see."""
+
+
+@roles.command("list")
+@FORMAT_OPTION
+def role_list(fmt: str) -> None:
+    """List roles with their scope and number of permissions."""
+    from sqlalchemy import func, select
+
+    from core.models import Role, RolePermission
+
+    crm = open_crm()
+    with crm.db.session() as session:
+        counts = dict(
+            session.execute(
+                select(RolePermission.role, func.count()).group_by(RolePermission.role)
+            ).all()
+        )
+        rows = [
+            {
+                "name": r.name,
+                "label": r.label,
+                "module": r.module,
+                "scope": r.scope,
+                "permissions": counts.get(r.name, 0),
+            }
+            for r in session.scalars(select(Role).order_by(Role.name))
+        ]
+    if fmt == "json":
+        print_json(rows)
+        return
+    print_table(
+        ["role", "label", "module", "scope", "permissions"],
+        [[r["name"], r["label"], r["module"], r["scope"], r["permissions"]] for r in rows],
+    )
+
+
+@roles.command("scope")
+@click.argument("role")
+@click.argument("scope", type=click.Choice(["own", "team", "all"]))
+def role_scope(role: str, scope: str) -> None:
+    """Set which records holders of ROLE see: their own, their team's, or all."""
+    from core import users as service
+
+    crm = open_crm()
+    try:
+        with crm.db.write() as session:
+            service.set_role_scope(session, role, scope)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{role}: scope {scope}")

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from core import records
 from core.customers import identify, listing, service
 from core.customers.fields import FieldError
 from core.customers.models import Customer
@@ -178,9 +179,10 @@ def _stale(customer: Customer) -> JSONResponse:
     )
 
 
-def _get(session: Session, customer_id: int) -> Customer:
+def _get(session: Session, customer_id: int, principal: Principal, crm: Crm) -> Customer:
+    """The customer, or 404 when it does not exist or the user's record rule hides it."""
     customer = session.get(Customer, customer_id)
-    if customer is None:
+    if customer is None or not records.can_see_customer(crm, session, principal.user, customer_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {customer_id}")
     return customer
 
@@ -208,8 +210,9 @@ async def list_customers(
     sort: Literal["-id", "id", "name"] = "-id",
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, max_length=500),
-    _: Principal = Depends(require_permission("customer:read")),
+    principal: Principal = Depends(require_permission("customer:read")),
     session: Session = Depends(read_session),
+    crm: Crm = Depends(get_crm),
 ) -> CustomerPage:
     """Customers matching the filters, one keyset page at a time."""
     filters = listing.Filters(
@@ -220,6 +223,7 @@ async def list_customers(
         country=country,
         company_id=company_id,
         archived=listing.archived_filter(archived),
+        visible=records.customer_condition(crm, principal.user),
     )
     try:
         rows, next_cursor = listing.page(session, filters, limit, cursor, sort)
@@ -272,7 +276,7 @@ async def lookup_customer(
     web: str | None = Query(None, max_length=200),
     external: str | None = Query(None, max_length=100),
     external_ref: str | None = Query(None, max_length=100),
-    _: Principal = Depends(require_permission("customer:read")),
+    principal: Principal = Depends(require_permission("customer:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
 ) -> CustomerOut:
@@ -299,7 +303,7 @@ async def lookup_customer(
         customer = identify.lookup(session, channel, value, crm.settings.default_region)
     except IdentityError as exc:
         raise _invalid(channel, str(exc), "query") from None
-    if customer is None:
+    if customer is None or not records.can_see_customer(crm, session, principal.user, customer.id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer with {channel} {value}")
     return _out(customer)
 
@@ -307,12 +311,16 @@ async def lookup_customer(
 @router.get("/{customer_id}", response_model=CustomerOut)
 async def read_customer(
     customer_id: int,
-    _: Principal = Depends(require_permission("customer:read")),
+    principal: Principal = Depends(require_permission("customer:read")),
     conn: Connection = Depends(read_connection),
+    crm: Crm = Depends(get_crm),
 ) -> Response:
     """One customer."""
     data = service.read(conn, customer_id)
-    if data is None:
+    if data is None or (
+        principal.user.scope != "all"
+        and not records.can_see_customer(crm, conn, principal.user, customer_id)
+    ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {customer_id}")
     # Already in CustomerOut's shape: serialise once instead of validating it again.
     return Response(to_json(data), media_type="application/json")
@@ -331,7 +339,7 @@ def update_customer(
     crm: Crm = Depends(get_crm),
 ) -> Any:
     """Change a customer; send the ``version`` you read. A stale version gets 409."""
-    customer = _get(session, customer_id)
+    customer = _get(session, customer_id, principal, crm)
     data = body.model_dump(exclude={"version", "tags"}, exclude_unset=True)
     if "owner_id" in data and data["owner_id"] != customer.owner_id:
         _check_owner_change(principal, data["owner_id"] or -1)
@@ -345,12 +353,14 @@ def update_customer(
         return _conflict(exc)
     except StaleDataError:
         session.rollback()
-        return _stale(_get(session, customer_id))
+        return _stale(_get(session, customer_id, principal, crm))
     return _out(customer)
 
 
-def _set_archived(session: Session, crm: Crm, customer_id: int, archived: bool) -> CustomerOut:
-    customer = _get(session, customer_id)
+def _set_archived(
+    session: Session, crm: Crm, principal: Principal, customer_id: int, archived: bool
+) -> CustomerOut:
+    customer = _get(session, customer_id, principal, crm)
     service.set_archived(session, crm, customer, archived)
     return _out(customer)
 
@@ -358,34 +368,34 @@ def _set_archived(session: Session, crm: Crm, customer_id: int, archived: bool) 
 @router.post("/{customer_id}/archive", response_model=CustomerOut)
 def archive_customer(
     customer_id: int,
-    _: Principal = Depends(require_permission("customer:archive")),
+    principal: Principal = Depends(require_permission("customer:archive")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
 ) -> CustomerOut:
     """Archive a customer: hidden from lists by default, kept with all its history."""
-    return _set_archived(session, crm, customer_id, True)
+    return _set_archived(session, crm, principal, customer_id, True)
 
 
 @router.post("/{customer_id}/restore", response_model=CustomerOut)
 def restore_customer(
     customer_id: int,
-    _: Principal = Depends(require_permission("customer:archive")),
+    principal: Principal = Depends(require_permission("customer:archive")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
 ) -> CustomerOut:
     """Bring an archived customer back."""
-    return _set_archived(session, crm, customer_id, False)
+    return _set_archived(session, crm, principal, customer_id, False)
 
 
 @router.delete("/{customer_id}", status_code=204)
 def delete_customer(
     customer_id: int,
-    _: Principal = Depends(require_permission("customer:delete")),
+    principal: Principal = Depends(require_permission("customer:delete")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
 ) -> Response:
     """Delete a customer for good (administrators); the audit log keeps its last state."""
-    service.delete(session, crm, _get(session, customer_id))
+    service.delete(session, crm, _get(session, customer_id, principal, crm))
     return Response(status_code=204)
 
 
@@ -393,12 +403,12 @@ def delete_customer(
 def add_identity(
     customer_id: int,
     body: IdentityIn,
-    _: Principal = Depends(require_permission("customer:update")),
+    principal: Principal = Depends(require_permission("customer:update")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
 ) -> Any:
     """Add an identity; 409 when it belongs to another customer."""
-    customer = _get(session, customer_id)
+    customer = _get(session, customer_id, principal, crm)
     try:
         identity = service.add_identity(session, crm, customer, body.channel, body.value)
     except IdentityError as exc:
@@ -412,12 +422,13 @@ def add_identity(
 def remove_identity(
     customer_id: int,
     identity_id: int,
-    _: Principal = Depends(require_permission("customer:update")),
+    principal: Principal = Depends(require_permission("customer:update")),
     session: Session = Depends(write_session),
+    crm: Crm = Depends(get_crm),
 ) -> Response:
     """Remove one of the customer's identities."""
     try:
-        service.remove_identity(session, _get(session, customer_id), identity_id)
+        service.remove_identity(session, _get(session, customer_id, principal, crm), identity_id)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return Response(status_code=204)
@@ -426,13 +437,19 @@ def remove_identity(
 @router.get("/{customer_id}/duplicates", response_model=list[DuplicateOut])
 async def customer_duplicates(
     customer_id: int,
-    _: Principal = Depends(require_permission("customer:read")),
+    principal: Principal = Depends(require_permission("customer:read")),
     session: Session = Depends(read_session),
+    crm: Crm = Depends(get_crm),
 ) -> list[DuplicateOut]:
-    """Customers that may be the same person or company, with the reasons."""
+    """Customers that may be the same person or company, with the reasons.
+
+    Only candidates the user may see are listed.
+    """
+    customer = _get(session, customer_id, principal, crm)
     return [
         DuplicateOut(customer=_out(c.customer), reasons=c.reasons, score=round(c.score, 3))
-        for c in identify.duplicates(session, _get(session, customer_id))
+        for c in identify.duplicates(session, customer)
+        if records.can_see_customer(crm, session, principal.user, c.customer.id)
     ]
 
 
@@ -440,13 +457,13 @@ async def customer_duplicates(
 def merge_customers(
     customer_id: int,
     body: MergeIn,
-    _: Principal = Depends(require_permission("customer:merge")),
+    principal: Principal = Depends(require_permission("customer:merge")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
 ) -> Any:
     """Merge ``other_id`` into this customer in one transaction; conflicts are returned."""
-    survivor = _get(session, customer_id)
-    other = _get(session, body.other_id)
+    survivor = _get(session, customer_id, principal, crm)
+    other = _get(session, body.other_id, principal, crm)
     versions = None
     if body.survivor_version is not None or body.other_version is not None:
         versions = (body.survivor_version or survivor.version, body.other_version or other.version)

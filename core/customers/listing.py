@@ -38,6 +38,8 @@ class Filters:
     country: str | None = None
     company_id: int | None = None
     archived: bool | None = False
+    #: The record rule of the user listing (``core.records.customer_condition``).
+    visible: Any = None
 
 
 def archived_filter(value: str) -> bool | None:
@@ -70,6 +72,8 @@ def filtered(filters: Filters) -> Select[tuple[Customer]]:
         conditions.append(Customer.company_id == filters.company_id)
     if filters.archived is not None:
         conditions.append(Customer.archived.is_(filters.archived))
+    if filters.visible is not None:
+        conditions.append(filters.visible)
     return query.where(*conditions) if conditions else query
 
 

@@ -96,14 +96,7 @@ def login(
     except AuthError as exc:
         session.commit()  # keep the audit row of the failed attempt
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
-    response.set_cookie(
-        sessions.COOKIE_NAME,
-        sessions.encode(crm.settings.secret_key, user.id, user.session_epoch),
-        max_age=sessions.MAX_AGE_SECONDS,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+    sessions.start(response, request, crm.settings.secret_key, user.id, user.session_epoch)
     session.flush()
     return _me(
         Principal(auth.signed_in_by_session(session, user.id, user.session_epoch), "session")

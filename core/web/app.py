@@ -64,6 +64,9 @@ def create_app(crm: Crm, check_schema: bool = True) -> FastAPI:
             continue
         for plugin_router in result.value or ():
             app.include_router(plugin_router, prefix=f"/api/{result.plugin}", tags=[result.plugin])
+    from core.web import ui
+
+    ui.install(app, crm)
     _declare_security(app)
     return app
 

@@ -30,3 +30,15 @@ def decode(secret_key: str, value: str) -> tuple[int, int] | None:
     if not isinstance(data, dict) or not isinstance(data.get("u"), int):
         return None
     return data["u"], int(data.get("e", 0))
+
+
+def start(response, request, secret_key: str, user_id: int, epoch: int) -> None:
+    """Set the session cookie of a user who just signed in (HttpOnly, SameSite=Lax)."""
+    response.set_cookie(
+        COOKIE_NAME,
+        encode(secret_key, user_id, epoch),
+        max_age=MAX_AGE_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
