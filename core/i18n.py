@@ -30,6 +30,8 @@ DOMAIN = "messages"
 # Babel formats with the locale's separators but Latin digits; Persian readers expect their own.
 _NATIVE_DIGITS = {"fa": str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")}
 
+_TO_LATIN = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+
 _language: contextvars.ContextVar[str] = contextvars.ContextVar("language", default="en")
 
 
@@ -110,6 +112,21 @@ def format_money(minor: int | None, currency: str, language: str) -> str:
         amount, currency, locale=Locale.parse(language), numbering_system="default"
     )
     return native_digits(text, language)
+
+
+def parse_amount(text: str, language: str) -> Decimal:
+    """An amount typed by a person, read with the locale's separators (``1.250.000`` in
+    Vietnamese, ``1,250,000`` in English; Persian digits accepted); ``ValueError`` if unreadable.
+    """
+    from babel.numbers import NumberFormatError, parse_decimal
+
+    plain = text.strip().translate(_TO_LATIN).replace("\u066c", ",").replace("\u066b", ".")
+    for locale in dict.fromkeys((language, DEFAULT_LANGUAGE)):
+        try:
+            return parse_decimal(plain, locale=Locale.parse(locale), strict=True)
+        except NumberFormatError:
+            continue
+    raise ValueError("Enter an amount such as 1250000.")
 
 
 def format_datetime(

@@ -84,12 +84,7 @@ def visible(
 
         customers = customer_condition(crm, user)
         if customers is not None:
-            conditions.append(
-                or_(
-                    customer_column.is_(None),
-                    customer_column.in_(select(Customer.id).where(customers)),
-                )
-            )
+            conditions.append(customer_column.in_(select(Customer.id).where(customers)))
     if not conditions:
         return None
     return or_(*conditions, *_plugin_rules(crm, user, model))

@@ -37,6 +37,7 @@ TEST_PLUGINS = {
     "rogue": "crm_testplugins.rogue",
     "growing": "crm_testplugins.growing",
     "loyal": "crm_testplugins.loyal",
+    "uiext": "crm_testplugins.uiext",
 }
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from core import records
+from core import i18n, records
 from core.ui import registry as reg
 from core.ui.specs import Field, FormErrors, ListView, Resource, StaleRecord
 
@@ -257,7 +257,8 @@ def parse(
                     raise ValueError("Enter a whole number.")
                 values[item.name] = int(text)
             elif widget == "money":
-                values[item.name] = Money.parse(text, currency).minor
+                amount = i18n.parse_amount(text, i18n.current_language())
+                values[item.name] = Money.parse(amount, currency).amount
             elif widget == "date":
                 values[item.name] = dt.date.fromisoformat(text)
             elif widget == "datetime":
@@ -294,6 +295,8 @@ def save(
         if resource.create is not None:
             record = resource.create(ctx, own)
         else:
+            if resource.owner_column and own.get(resource.owner_column) is None:
+                own[resource.owner_column] = ctx.principal.user.id  # the creator owns it
             record = resource.model(**own)
             session.add(record)
             session.flush()

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from core.runtime import Crm
 
 log = logging.getLogger("crm.ui")
+#: Every router of the UI, in the order they are mounted (tests walk their routes).
+ROUTERS = (account.router, home.router, admin.router, pages.router)
 
 
 @dataclass
@@ -49,7 +51,7 @@ def install(app: FastAPI, crm: Crm) -> None:
     for module, path in _paths(crm, "static_dirs"):
         # Public on purpose, like the core's: stylesheets, scripts and images, no data.
         app.mount(f"/static/{module}", StaticFiles(directory=path), name=f"static-{module}")
-    for router in (account.router, home.router, admin.router, pages.router):
+    for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _error_page)  # type: ignore[arg-type]

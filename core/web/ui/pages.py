@@ -247,7 +247,7 @@ def edit_form(
     with crm.db.session() as session:
         record = data.get(crm, session, principal.user, resource, record_id)
         if record is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {resource.name} {record_id:int}")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {resource.name} {record_id}")
         return _render_form(UIContext(request, principal, session), resource, record)
 
 
@@ -300,7 +300,7 @@ def _save(
             if record_id is not None:
                 record = data.get(crm, session, principal.user, resource, record_id)
                 if record is None:
-                    raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} {record_id:int}")
+                    raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} {record_id}")
             values = data.parse(
                 session,
                 resource,
@@ -402,7 +402,7 @@ def _move(
             session.info[audit.REQUEST_KEY] = request
             record = data.get(crm, session, principal.user, resource, record_id)
             if record is None:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} {record_id:int}")
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} {record_id}")
             data.save(
                 UIContext(request, principal, session),
                 resource,
@@ -433,7 +433,7 @@ def detail_page(
         ctx = UIContext(request, principal, session)
         record = data.get(crm, session, principal.user, resource, record_id)
         if record is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {resource.name} {record_id:int}")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {resource.name} {record_id}")
         fields = [
             {
                 "label": reg.label_of(f),
