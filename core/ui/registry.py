@@ -136,11 +136,18 @@ def _check(registry: UIRegistry, view: Any) -> None:
     model = resource.model
     if isinstance(view, ListView):
         for column in view.columns:
-            if column.sortable and not indexed(model, column.sort_key or column.name):
+            if not column.sortable:
+                continue
+            key = column.sort_key or column.name
+            if not indexed(model, key):
                 raise ViewError(
-                    f"view {view.id}: column {column.name!r} is sortable but "
-                    f"{column.sort_key or column.name!r} has no index; lists on big tables "
-                    "sort only on indexed columns"
+                    f"view {view.id}: column {column.name!r} is sortable but {key!r} has no "
+                    "index; lists on big tables sort only on indexed columns"
+                )
+            if column_of(model, key).nullable:
+                raise ViewError(
+                    f"view {view.id}: column {column.name!r} is sortable but {key!r} may be "
+                    "NULL; keyset pages need a NOT NULL sort column"
                 )
         sort = view.default_sort.lstrip("-")
         if sort != "id" and sort not in {c.name for c in view.columns if c.sortable}:

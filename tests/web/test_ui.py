@@ -384,3 +384,58 @@ def test_language_choice_sets_lang_and_direction(browser, language, direction):
     page = user.get("/ui/customer").text
     assert f'<html lang="{language}" dir="{direction}">' in page
     assert "Customers" not in re.search(r"<h1>(.*?)</h1>", page).group(1)
+
+
+def test_row_actions_run_on_visible_records_only(browser, ui_crm):
+    from crm_testplugins.uiext.models import UiextDeal
+
+    an, chi = browser(), browser()
+    an.login("an@example.com")
+    chi.login("chi@example.com")
+    made = an.post("/ui/deal/new", {"title": "Hợp đồng B", "stage": "new"})
+    deal_id = int(re.search(r"/ui/deal/(\d+)", made.headers["location"]).group(1))
+    listing = an.get("/ui/deal").text
+    assert 'form="row-action-win"' in listing and f'value="{deal_id}"' in listing
+    assert chi.post("/ui/deal/actions/win", {"ids": str(deal_id)}).status_code == 404
+    with ui_crm.db.session() as session:
+        assert session.get(UiextDeal, deal_id).stage == "new"
+    done = an.post("/ui/deal/actions/win", {"ids": str(deal_id)})
+    assert done.status_code == 200 and "1 deal(s) won" in done.text
+    with ui_crm.db.session() as session:
+        assert session.get(UiextDeal, deal_id).stage == "won"
+
+
+def test_views_that_cannot_page_fast_are_refused_and_widgets_follow_column_types(ui_crm):
+    from core.ui import Column, Field, ListView
+    from core.ui import registry as reg
+
+    registry = reg.build(ui_crm)
+    bad = [
+        ListView("deal", [Column("amount_minor", sortable=True)]),  # no index
+        ListView("deal", [Column("title")], default_sort="title"),  # not a sortable column
+        ListView("deal", [Column("customer_id", sortable=True)]),  # indexed but NULL-able
+        ListView("nothing", [Column("x")]),
+    ]
+    for view in bad:
+        with pytest.raises(reg.ViewError):
+            reg._check(registry, view)
+    assert registry.problems == []  # the shipped views are fine
+    deal = registry.resources["deal"].model
+    assert reg.widget_for(deal, Field("amount_minor")) == "money"  # from the column's info
+    assert reg.widget_for(deal, Field("created_at")) == "datetime"
+    assert reg.widget_for(deal, Field("customer_id")) == "reference"
+    assert reg.widget_for(deal, Field("title", widget="textarea")) == "textarea"  # overridden
+
+
+def test_modules_can_be_disabled_and_enabled_from_the_admin_area(browser, ui_crm):
+    from core import modules
+
+    admin = browser()
+    admin.login("admin@example.com", "Admin-pass-123")
+    response = admin.post("/admin/modules/uiext/disable")
+    assert response.status_code == 303 and "restart" in response.headers["location"]
+    assert modules.states(ui_crm)["uiext"].state == "disabled"
+    assert admin.post("/admin/modules/uiext/enable").status_code == 303
+    assert modules.states(ui_crm)["uiext"].state == "installed"
+    refused = admin.post("/admin/modules/nosuchmodule/enable")
+    assert "error=" in refused.headers["location"]
