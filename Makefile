@@ -37,7 +37,7 @@ LOCALES := vi fa
 
 .PHONY: messages
 messages: install
-	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --omit-header \
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k Msg --no-location --sort-output --omit-header \
 		-o core/locale/messages.pot .
 	for lang in $(LOCALES); do \
 		$(BIN)/pybabel update -i core/locale/messages.pot -d core/locale -l $$lang \

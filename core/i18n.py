@@ -40,6 +40,23 @@ def N_(message: str) -> str:
     return message
 
 
+class Msg(str):
+    """A message to translate where it is shown, with its parameters.
+
+    ``str(msg)`` is the English text, so it works wherever a string does (logs, JSON, tests);
+    the UI looks up ``msgid`` and fills in ``params``. Extracted like ``N_``.
+    """
+
+    msgid: str
+    params: dict[str, object]
+
+    def __new__(cls, msgid: str, **params: object) -> Msg:
+        """``Msg("At most %(limit)s characters.", limit=60)``."""
+        self = super().__new__(cls, msgid % params if params else msgid)
+        self.msgid, self.params = msgid, params
+        return self
+
+
 def _compile(po_path: Path) -> gettext.GNUTranslations:
     with po_path.open("rb") as handle:
         catalog = read_po(handle)
@@ -126,7 +143,7 @@ def parse_amount(text: str, language: str) -> Decimal:
             return parse_decimal(plain, locale=Locale.parse(locale), strict=True)
         except NumberFormatError:
             continue
-    raise ValueError("Enter an amount such as 1250000.")
+    raise ValueError(N_("Enter an amount such as 1250000."))
 
 
 def format_datetime(

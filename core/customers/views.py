@@ -12,7 +12,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from core.customers import service
 from core.customers.fields import FieldError
 from core.customers.models import COMPANY, PERSON, Customer, CustomerIdentity, CustomerTag
-from core.i18n import N_
+from core.i18n import N_, Msg
 from core.normalize import IdentityError, normalise_identity, search_key
 from core.ui import (
     Action,
@@ -79,9 +79,12 @@ def _errors(exc: Exception) -> FormErrors:
     if isinstance(exc, FieldError | IdentityError):
         return FormErrors({exc.field: str(exc)})
     if isinstance(exc, service.IdentityConflict):
-        return FormErrors(
-            {exc.channel: f"{exc.value} already belongs to customer {exc.customer_id}"}
+        message = Msg(
+            N_("%(value)s already belongs to customer %(customer)s."),
+            value=exc.value,
+            customer=exc.customer_id,
         )
+        return FormErrors({exc.channel: message})
     raise exc
 
 

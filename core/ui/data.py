@@ -22,6 +22,7 @@ from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from core import i18n, records
+from core.i18n import N_, Msg
 from core.ui import registry as reg
 from core.ui.specs import Field, FormErrors, ListView, Resource, StaleRecord
 
@@ -246,7 +247,7 @@ def parse(
         text = (raw or "").strip()
         if not text:
             if reg.required(model, item):
-                errors[item.name] = "This field is required."
+                errors[item.name] = N_("This field is required.")
             else:
                 values[item.name] = None
             continue
@@ -254,7 +255,7 @@ def parse(
         try:
             if widget in ("number", "reference"):
                 if not text.lstrip("-").isdigit():
-                    raise ValueError("Enter a whole number.")
+                    raise ValueError(N_("Enter a whole number."))
                 values[item.name] = int(text)
             elif widget == "money":
                 amount = i18n.parse_amount(text, i18n.current_language())
@@ -265,15 +266,18 @@ def parse(
                 values[item.name] = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
             elif widget == "select":
                 if text not in {value for value, _ in choices_of(item, session)}:
-                    raise ValueError("Choose one of the options.")
+                    raise ValueError(N_("Choose one of the options."))
                 values[item.name] = text
             else:
                 if limit and len(text) > limit:
-                    raise ValueError(f"At most {limit} characters.")
+                    raise ValueError(Msg(N_("At most %(limit)s characters."), limit=limit))
                 values[item.name] = text
         except (ValueError, InvalidOperation) as exc:
-            message = str(exc)
-            errors[item.name] = message if message.endswith(".") else "Enter a valid value."
+            message = exc.args[0] if exc.args else ""
+            if isinstance(message, Msg) or str(message).endswith("."):
+                errors[item.name] = message
+            else:
+                errors[item.name] = N_("Enter a valid value.")
     if errors:
         raise FormErrors(errors)
     return values

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core import audit, auth, i18n
 from core.errors import AuthError
+from core.i18n import N_
 from core.web import sessions
 from core.web.deps import Principal
 from core.web.ui.context import (
@@ -66,9 +67,9 @@ async def login(request: Request) -> Response:
             user = auth.authenticate(session, email, password, ip)
             user_id, epoch = user.id, user.session_epoch
         except auth.ThrottledError:
-            error = "Too many failed sign-ins. Wait a few minutes and try again."
+            error = N_("Too many failed sign-ins. Wait a few minutes and try again.")
         except AuthError:
-            error = "Wrong e-mail or password."
+            error = N_("Wrong e-mail or password.")
     if error:
         return page(
             UIContext(request, None), "login.html", status_code=401, next=target, error=error
@@ -110,7 +111,7 @@ async def set_language(request: Request, principal: Principal = Depends(ui_princ
             "account.html",
             status_code=422,
             message=None,
-            errors={"language": "Choose one of the options."},
+            errors={"language": N_("Choose one of the options.")},
         )
     with request.app.state.crm.db.write() as session:
         session.info[audit.REQUEST_KEY] = request
@@ -136,9 +137,9 @@ async def change_password(
         session.info[audit.REQUEST_KEY] = request
         user = session.get(User, principal.user.id)
         if not auth.verify_password(user, current):
-            errors["current"] = "Wrong password."
+            errors["current"] = N_("Wrong password.")
         elif new != str(form.get("confirm", "")):
-            errors["confirm"] = "The two new passwords differ."
+            errors["confirm"] = N_("The two new passwords differ.")
         else:
             try:
                 users.set_password(session, user, new)

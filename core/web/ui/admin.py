@@ -10,14 +10,22 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from core import audit
 from core.db import utcnow
 from core.errors import CrmError
+from core.i18n import N_, Msg
 from core.web.deps import Principal
-from core.web.ui.context import UIContext, csrf_check, page, ui_principal
+from core.web.ui.context import (
+    UIContext,
+    csrf_check,
+    flash_redirect,
+    page,
+    read_flash,
+    ui_principal,
+)
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(csrf_check)], include_in_schema=False)
 
@@ -32,18 +40,8 @@ def _actor(request: Request, principal: Principal) -> audit.Actor:
     return audit.Actor(principal.user.email, principal.user.id, ip)
 
 
-def _back(url: str, message: str = "", error: str = "") -> RedirectResponse:
-    from urllib.parse import urlencode
-
-    query = urlencode({k: v for k, v in {"message": message, "error": error}.items() if v})
-    return RedirectResponse(f"{url}?{query}" if query else url, status_code=303)
-
-
 def _flash(request: Request) -> dict[str, str | None]:
-    return {
-        "message": request.query_params.get("message"),
-        "error": request.query_params.get("error"),
-    }
+    return read_flash(request)
 
 
 # --- modules ----------------------------------------------------------------------------------
@@ -83,13 +81,15 @@ def change_module(
             else:
                 done = modules.disable(crm, name)
     except (CrmError, ValueError) as exc:
-        return _back("/admin/modules", error=str(exc))
+        return flash_redirect(request, "/admin/modules", error=str(exc))
     finally:
         crm.refresh()
-    return _back(
-        "/admin/modules",
-        message=f"{operation}d: {', '.join(done)}; restart the server to load or unload screens",
+    text = (
+        N_("Enabled %(modules)s. Restart the server to load their screens.")
+        if operation == "enable"
+        else N_("Disabled %(modules)s. Restart the server to unload their screens.")
     )
+    return flash_redirect(request, "/admin/modules", message=Msg(text, modules=", ".join(done)))
 
 
 # --- users ------------------------------------------------------------------------------------
@@ -112,20 +112,24 @@ def _user_rows(session: Any) -> list[dict[str, Any]]:
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Users, their roles and teams; forms to add and change them."""
+    _need(principal, "user:read")
+    return _users_view(request, principal, **_flash(request))
+
+
+def _users_view(
+    request: Request, principal: Principal, password: str | None = None, **flash: Any
+) -> HTMLResponse:
     from core.models import Role, Team
 
-    _need(principal, "user:read")
-    crm = request.app.state.crm
-    with crm.db.session() as session:
-        ctx = UIContext(request, principal, session)
+    with request.app.state.crm.db.session() as session:
         return page(
-            ctx,
+            UIContext(request, principal, session),
             "admin/users.html",
             rows=_user_rows(session),
             roles=list(session.scalars(select(Role).order_by(Role.name))),
             teams=list(session.scalars(select(Team).order_by(Team.name))),
-            password=request.query_params.get("password"),
-            **_flash(request),
+            password=password,
+            **flash,
         )
 
 
@@ -154,11 +158,10 @@ async def add_user(request: Request, principal: Principal = Depends(ui_principal
                 users.set_team(session, user, users.get_team(session, team))
             email = user.email
     except (ValueError, CrmError) as exc:
-        return _back("/admin/users", error=str(exc))
-    from urllib.parse import urlencode
-
-    query = urlencode({"message": f"added {email}", "password": secret})
-    return RedirectResponse(f"/admin/users?{query}", status_code=303)
+        return flash_redirect(request, "/admin/users", error=str(exc))
+    # Shown in this response only: a password never travels in a URL or a cookie.
+    message = Msg(N_("Added %(email)s."), email=email)
+    return _users_view(request, principal, password=secret, message=message, error=None)
 
 
 @router.post("/users/{user_id:int}")
@@ -180,7 +183,7 @@ async def change_user(
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user {user_id}")
             if deactivate:
                 if user.id == principal.user.id:
-                    raise ValueError("you cannot deactivate yourself")
+                    raise ValueError(N_("You cannot deactivate yourself."))
                 users.deactivate(session, user)
             else:
                 users.set_roles(session, user, [str(r) for r in form.getlist("roles")])
@@ -188,8 +191,8 @@ async def change_user(
                 users.set_team(session, user, users.get_team(session, team) if team else None)
             email = user.email
     except (ValueError, CrmError) as exc:
-        return _back("/admin/users", error=str(exc))
-    return _back("/admin/users", message=f"saved {email}")
+        return flash_redirect(request, "/admin/users", error=str(exc))
+    return flash_redirect(request, "/admin/users", message=Msg(N_("Saved %(email)s."), email=email))
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -198,11 +201,16 @@ async def change_user(
 @router.get("/tokens", response_class=HTMLResponse)
 def tokens_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Every API token (never its secret) with its user, expiry and state."""
+    _need(principal, "user:update")
+    return _tokens_view(request, principal, **_flash(request))
+
+
+def _tokens_view(
+    request: Request, principal: Principal, secret: str | None = None, **flash: Any
+) -> HTMLResponse:
     from core.models import ApiToken, User
 
-    _need(principal, "user:update")
-    crm = request.app.state.crm
-    with crm.db.session() as session:
+    with request.app.state.crm.db.session() as session:
         rows = session.execute(
             select(ApiToken, User.email)
             .join(User, User.id == ApiToken.user_id)
@@ -212,16 +220,14 @@ def tokens_page(request: Request, principal: Principal = Depends(ui_principal)) 
             UIContext(request, principal, session),
             "admin/tokens.html",
             rows=rows,
-            secret=request.query_params.get("secret"),
-            **_flash(request),
+            secret=secret,
+            **flash,
         )
 
 
 @router.post("/tokens")
 async def create_token(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
-    """Create a token for a user; its secret is shown once."""
-    from urllib.parse import urlencode
-
+    """Create a token for a user; its secret is shown once, in this response only."""
     from core import auth, users
 
     _need(principal, "user:update")
@@ -230,18 +236,18 @@ async def create_token(request: Request, principal: Principal = Depends(ui_princ
     crm = request.app.state.crm
     try:
         if days and not days.isdigit():
-            raise ValueError("expiry must be a whole number of days")
+            raise ValueError(N_("The expiry must be a whole number of days."))
         expires = utcnow() + dt.timedelta(days=int(days)) if days else None
         name = str(form.get("name", "")).strip()
         if not name:
-            raise ValueError("give the token a name saying what it is for")
+            raise ValueError(N_("Give the token a name saying what it is for."))
         with crm.db.write() as session, audit.acting_as(_actor(request, principal)):
             user = users.get_user(session, str(form.get("email", "")))
             token = auth.create_token(session, user, name, expires)
     except (ValueError, CrmError) as exc:
-        return _back("/admin/tokens", error=str(exc))
-    query = urlencode({"message": f"created token {token.name}", "secret": token.secret})
-    return RedirectResponse(f"/admin/tokens?{query}", status_code=303)
+        return flash_redirect(request, "/admin/tokens", error=str(exc))
+    message = Msg(N_("Created the token %(name)s."), name=token.name)
+    return _tokens_view(request, principal, secret=token.secret, message=message, error=None)
 
 
 @router.post("/tokens/{token_id:int}/revoke")
@@ -260,7 +266,7 @@ def revoke_token(
         if token.revoked_at is None:
             token.revoked_at = utcnow()
             audit.record(session, "revoke", "api_token", token.id, after={"name": token.name})
-    return _back("/admin/tokens", message="token revoked")
+    return flash_redirect(request, "/admin/tokens", message=N_("Token revoked."))
 
 
 # --- checklist --------------------------------------------------------------------------------
@@ -295,13 +301,15 @@ async def attest(
     _need(principal, "checklist:attest")
     note = str((await request.form()).get("note", "")).strip()
     if not note:
-        return _back("/admin/checklist", error="write how you checked it")
+        return flash_redirect(request, "/admin/checklist", error=N_("Write how you checked it."))
     try:
         with audit.acting_as(_actor(request, principal)):
             checks.attest(request.app.state.crm, check_id, principal.user.email, note)
     except (ValueError, CrmError) as exc:
-        return _back("/admin/checklist", error=str(exc))
-    return _back("/admin/checklist", message=f"attested {check_id}")
+        return flash_redirect(request, "/admin/checklist", error=str(exc))
+    return flash_redirect(
+        request, "/admin/checklist", message=Msg(N_("Attested %(item)s."), item=check_id)
+    )
 
 
 # --- audit log --------------------------------------------------------------------------------

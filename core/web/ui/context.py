@@ -26,6 +26,8 @@ CSRF_COOKIE = "crm_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 LANGUAGE_COOKIE = "crm_lang"
+FLASH_COOKIE = "crm_flash"
+FLASH_MAX_AGE = 60
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -116,6 +118,46 @@ def set_csrf_cookie(request: Request, response: Any) -> None:
         )
 
 
+def _flash_signer(request: Request) -> Any:
+    from itsdangerous import URLSafeTimedSerializer
+
+    return URLSafeTimedSerializer(request.app.state.crm.settings.secret_key, salt="crm-flash")
+
+
+def flash_redirect(request: Request, url: str, message: str = "", error: str = "") -> Any:
+    """Redirect to ``url`` showing ``message`` or ``error`` there once.
+
+    The text travels in a short-lived signed cookie, translated already, never in the URL: a
+    crafted link cannot put words on our pages.
+    """
+    from fastapi.responses import RedirectResponse
+
+    translate = request.app.state.ui.translator.translate
+    response = RedirectResponse(url, status_code=303)
+    value = _flash_signer(request).dumps(
+        {"m": translate(message) if message else "", "e": translate(error) if error else ""}
+    )
+    response.set_cookie(
+        FLASH_COOKIE, value, max_age=FLASH_MAX_AGE, httponly=True, samesite="strict", path="/"
+    )
+    return response
+
+
+def read_flash(request: Request) -> dict[str, str | None]:
+    """The message and error a redirect left for this page (cleared once shown)."""
+    from itsdangerous import BadSignature
+
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return {"message": None, "error": None}
+    request.state.flash_shown = True
+    try:
+        data = _flash_signer(request).loads(raw, max_age=FLASH_MAX_AGE)
+    except BadSignature:
+        return {"message": None, "error": None}
+    return {"message": data.get("m") or None, "error": data.get("e") or None}
+
+
 @dataclass
 class UIContext:
     """Passed to templates, slots, widgets, tabs and actions: who asks, in what language."""
@@ -170,4 +212,6 @@ def page(ctx: UIContext, template: str, status_code: int = 200, **context: Any) 
     )
     response = HTMLResponse(html, status_code=status_code)
     set_csrf_cookie(request, response)
+    if getattr(request.state, "flash_shown", False):
+        response.delete_cookie(FLASH_COOKIE, path="/")
     return response

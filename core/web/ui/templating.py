@@ -33,6 +33,20 @@ class Translator:
         """The singular or plural of a message in the current language."""
         return self.catalogs.get(i18n.current_language()).ngettext(singular, plural, n)
 
+    def translate(self, value: object) -> str:
+        """A label or message held in a variable, translated, as *plain text*.
+
+        Templates use ``tr(value)`` for these, never ``_(value)``: Jinja's ``_()`` marks its
+        result as safe HTML, which is right for literal msgids only. ``tr`` leaves escaping to
+        autoescape, so text that came from users or URLs is always shown as text.
+        """
+        if value is None:
+            return ""
+        catalog = self.catalogs.get(i18n.current_language())
+        if isinstance(value, i18n.Msg):
+            return catalog.gettext(value.msgid) % value.params
+        return catalog.gettext(str(value))
+
 
 def build_environment(
     module_templates: Iterable[tuple[str, Path]], translator: Translator, timezone: str
@@ -58,6 +72,7 @@ def build_environment(
     env.filters["datetime"] = lambda v: i18n.format_datetime(v, language(), timezone)
     env.filters["digits"] = lambda v: i18n.native_digits(str(v), language())
     env.globals["LANGUAGES"] = i18n.LANGUAGES
+    env.globals["tr"] = translator.translate
     return env
 
 
