@@ -186,7 +186,7 @@ def resources() -> list[Any]:
         resource="customer",
         columns=[
             Column("display_name", N_("Name"), sortable=True, sort_key="search_key", link=True),
-            Column("kind", N_("Kind")),
+            Column("kind", N_("Kind"), choices=KIND_CHOICES),
             Column("company_id", N_("Company")),
             Column("country", N_("Country")),
             Column("owner_id", N_("Owner")),
@@ -267,7 +267,7 @@ def resources() -> list[Any]:
     detail = DetailView(
         "customer",
         [
-            Field("kind", N_("Kind")),
+            Field("kind", N_("Kind"), choices=KIND_CHOICES),
             Field("company_id", N_("Company"), widget="reference"),
             Field("email", N_("E-mail"), load=_identity("email")),
             Field("phone", N_("Phone"), load=_identity("phone")),

@@ -66,7 +66,8 @@ class Resource:
 class Column:
     """A column of a list. ``sortable`` columns must be indexed (checked when views load).
 
-    ``value`` computes the cell from the row when the column is not a model attribute.
+    ``value`` computes the cell from the row when the column is not a model attribute;
+    ``choices`` shows a stored code by its (translated) label.
     """
 
     name: str
@@ -76,6 +77,7 @@ class Column:
     sort_key: str | None = None
     link: bool = False
     value: Callable[[Any], Any] | None = None
+    choices: Sequence[tuple[str, str]] | None = None
 
 
 @dataclass

@@ -25,6 +25,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ class Site:
 
     def query(self, sql: str, *params: Any) -> list[tuple]:
         """Rows of ``sql`` read straight from the database file."""
-        with sqlite3.connect(self.db) as conn:
+        with closing(sqlite3.connect(self.db)) as conn:
             return conn.execute(sql, params).fetchall()
 
 
@@ -188,26 +189,32 @@ def _sign_in(page: Page, email: str, password: str) -> None:
 class Pages:
     """Opens pages in fresh browser contexts and records their console errors."""
 
-    def __init__(self, browser: Browser, site: Site) -> None:
-        self.browser, self.site = browser, site
+    def __init__(self, browser: Browser, site: Site, sessions: dict[str, Any]) -> None:
+        self.browser, self.site, self.sessions = browser, site, sessions
         self.contexts: list[Any] = []
         self.errors: list[str] = []
 
     def open(self, signed_in_as: str | None = None, **options: Any) -> Page:
-        """A page in a new context (own cookies), signed in through the form if asked."""
+        """A page in a new context, signed in if asked: through the form the first time, then
+        with the cookies that sign-in got (argon2 is slow on purpose)."""
         context = self.browser.new_context(
-            base_url=self.site.base, locale="en-US", accept_downloads=True, **options
+            base_url=self.site.base,
+            locale="en-US",
+            accept_downloads=True,
+            storage_state=self.sessions.get(signed_in_as),
+            **options,
         )
         context.set_default_timeout(10_000)
         self.contexts.append(context)
         page = context.new_page()
         page.on("console", lambda m: self._console(page, m))
         page.on("pageerror", lambda e: self.errors.append(f"{page.url}: uncaught {e}"))
-        if signed_in_as:
+        if signed_in_as and signed_in_as not in self.sessions:
             password = ADMIN_PASSWORD if signed_in_as == ADMIN else LINGUIST_PASSWORD
             page.goto("/login")
             _sign_in(page, signed_in_as, password)
             expect(page.locator("form[action='/logout']")).to_be_attached()
+            self.sessions[signed_in_as] = context.storage_state()
         return page
 
     def _console(self, page: Page, message: Any) -> None:
@@ -225,10 +232,16 @@ class Pages:
             context.close()
 
 
+@pytest.fixture(scope="module")
+def sessions() -> dict[str, Any]:
+    """The cookies of each user once signed in, by e-mail."""
+    return {}
+
+
 @pytest.fixture
-def pages(chromium: Browser, site: Site) -> Iterator[Pages]:
+def pages(chromium: Browser, site: Site, sessions: dict[str, Any]) -> Iterator[Pages]:
     """Fresh browser contexts; no page may hit the CSP or throw (checked after the test too)."""
-    opened = Pages(chromium, site)
+    opened = Pages(chromium, site, sessions)
     yield opened
     opened.close()
     assert opened.policy_errors() == []
@@ -272,7 +285,10 @@ def test_sign_in_through_the_form_and_land_where_you_were_going(pages, site):
     page.goto("/")
     expect(page.locator("h1")).to_have_text("Dashboard")
     wait_for_slots(page)
-    expect(page.locator("#widget-uiext-open .big-number")).to_have_attribute("data-value", "1")
+    (open_deals,) = site.query("SELECT count(*) FROM uiext_deal WHERE stage = 'new'")[0]
+    expect(page.locator("#widget-uiext-open .big-number")).to_have_attribute(
+        "data-value", str(open_deals)
+    )
     shot(page, "dashboard")
 
 
@@ -420,6 +436,20 @@ def test_dragging_a_kanban_card_to_another_column_saves_and_audits_the_move(page
     shot(page, "kanban-after-move")
 
 
+def test_kanban_cards_show_amounts_as_the_other_screens_do(pages, site):
+    """The card's amount is money, formatted as in the list and the 360 panel."""
+    deal = site.ids["deal"]
+    page = pages.open(signed_in_as=ADMIN)
+    page.goto("/ui/deal")
+    row = page.locator(f'tr[data-id="{deal}"]')
+    expect(row).to_contain_text(DEAL)
+    listed = row.locator("td").nth(3).inner_text().strip()
+    assert listed == "₫1,250,000"
+    page.goto("/ui/deal/kanban")
+    shown = page.locator(f"#card-{deal} .muted").inner_text().strip()  # rendered by the server
+    assert shown == listed, f"the kanban card shows the amount as {shown!r}"
+
+
 # --- 7. languages -----------------------------------------------------------------------------
 
 
@@ -539,7 +569,7 @@ def test_the_main_pages_break_no_content_security_policy_rule(pages, site):
     assert pages.policy_errors() == []
 
     # and the check can fail: an inline script is refused, and the refusal is reported
-    control = Pages(pages.browser, site)
+    control = Pages(pages.browser, site, {})
     try:
         tab = control.open()
         tab.goto("/login")

@@ -23,7 +23,7 @@ from core.customers.exporter import neutralise
 from core.i18n import N_
 from core.ui import data
 from core.ui import registry as reg
-from core.ui.specs import FormErrors, Resource, StaleRecord
+from core.ui.specs import Column, FormErrors, Resource, StaleRecord
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, csrf_check, page, ui_principal
 
@@ -367,12 +367,16 @@ def kanban_page(
                 )
             )
             columns.append({"value": value, "label": label, "cards": cards})
+        form = ctx.ui.registry.view(name, "form")
+        choices = {f.name: data.choices_of(f, session) for f in form.fields} if form else {}
         return page(
             ctx,
             "kanban.html",
             resource=resource,
             view=view,
             columns=columns,
+            card_widgets={n: reg.widget_for(model, Column(n)) for n in view.card_fields},
+            card_choices={n: choices[n] for n in view.card_fields if choices.get(n)},
             can_move=principal.can(resource.permission("update")),
         )
 
@@ -440,6 +444,7 @@ def detail_page(
                 "value": data.field_value(session, record, f),
                 "widget": reg.widget_for(resource.model, f),
                 "name": f.name,
+                "choices": data.choices_of(f, session) if f.widget != "reference" else None,
             }
             for f in view.fields
         ]
