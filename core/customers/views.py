@@ -5,6 +5,7 @@ Declared with the same view API plugins use (``core.ui``); registered by ``core.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select
@@ -182,6 +183,8 @@ def resources() -> list[Any]:
         bulk=True,
     )
     restore = Action("restore", N_("Restore"), _archive(False), "customer:archive", bulk=True)
+    archive_one = replace(archive, when=lambda customer: not customer.archived)
+    restore_one = replace(restore, when=lambda customer: customer.archived)
     list_view = ListView(
         resource="customer",
         columns=[
@@ -280,7 +283,7 @@ def resources() -> list[Any]:
             Field("external_ref", N_("External reference")),
             Field("updated_at", N_("Updated")),
         ],
-        actions=[archive, restore],
+        actions=[archive_one, restore_one],
     )
     return [customer, user, list_view, form, detail]
 

@@ -101,7 +101,8 @@ class Action:
     """A button on a row or on the selected rows of a list.
 
     ``run(ctx, ids)`` does the work inside the request's write transaction and returns a
-    message for the user; ``permission`` guards it.
+    message for the user; ``permission`` guards it. On a detail page, ``when(record)`` decides
+    whether the button shows (an archived record offers "Restore", not "Archive").
     """
 
     name: str
@@ -110,6 +111,7 @@ class Action:
     permission: str
     confirm: str | None = None
     bulk: bool = False
+    when: Callable[[Any], bool] | None = None
 
 
 @dataclass

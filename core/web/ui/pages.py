@@ -479,7 +479,11 @@ def detail_page(
             titles=titles,
             tabs=tabs,
             slots=slots,
-            actions=[a for a in view.actions if ctx.can(a.permission)],
+            actions=[
+                a
+                for a in view.actions
+                if ctx.can(a.permission) and (a.when is None or a.when(record))
+            ],
             can_edit=principal.can(resource.permission("update"))
             and ctx.ui.registry.view(name, "form") is not None,
             saved=request.query_params.get("saved") == "1",
