@@ -57,6 +57,9 @@ class Settings:
     default_region: str = "VN"
     default_currency: str = "VND"
     timezone: str = "Asia/Ho_Chi_Minh"
+    smtp_url: str | None = None
+    mail_from: str = "crm@localhost"
+    public_url: str = "http://127.0.0.1:8000"
     load_plugins: tuple[str, ...] | None = None
     strict_plugins: bool = False
     silenced_checks: tuple[str, ...] = ()
@@ -122,12 +125,38 @@ def _validate_timezone(name: str, value: object) -> str:
     return text
 
 
+def _validate_smtp_url(name: str, value: object) -> str | None:
+    from urllib.parse import urlsplit
+
+    text = str(value).strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
+        raise SettingsError(
+            f"{name}: {value!r} is not an SMTP URL such as smtp+starttls://user:pass@host:587"
+        )
+    return text
+
+
+def _validate_public_url(name: str, value: object) -> str:
+    from urllib.parse import urlsplit
+
+    text = str(value).strip().rstrip("/")
+    if urlsplit(text).scheme not in ("http", "https") or not urlsplit(text).hostname:
+        raise SettingsError(f"{name}: {value!r} is not an http(s) URL such as https://crm.example.vn")
+    return text
+
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "database_url": _validate_url,
     "secret_key": _validate_secret,
     "default_region": _validate_region,
     "default_currency": _validate_currency,
     "timezone": _validate_timezone,
+    "smtp_url": _validate_smtp_url,
+    "mail_from": lambda name, value: str(value).strip(),
+    "public_url": _validate_public_url,
     "load_plugins": _names,
     "strict_plugins": _bool,
     "silenced_checks": _names,

@@ -1,14 +1,19 @@
 """Operational CRM: everything staff who face customers do (sales, service, marketing).
 
-Its models, migrations, routes, views and checklist items arrive with its own issue; until then
-the module declares itself so that it can be enabled, disabled and depended upon.
+Products and orders (the transaction history every other module reads), interactions on every
+channel and the customer timeline, the sales pipeline, scheduled activities and mailings with
+reply tracking, service tickets with SLA and satisfaction surveys, and reports. It publishes the
+``order_placed`` hook. Only the public plugin API is used.
 """
+
+from pathlib import Path
 
 from core import Manifest, hookimpl
 
+HERE = Path(__file__).parent
 MANIFEST = Manifest(
     name="operational",
-    version="0.1.0",
+    version="0.2.0",
     summary="Interactions, pipeline, sales force automation, tickets, orders",
     category="operational",
     depends=(),
@@ -20,3 +25,63 @@ MANIFEST = Manifest(
 def manifest():
     """Describe the operational module."""
     return MANIFEST
+
+
+@hookimpl
+def hookspecs():
+    """Publish ``order_placed``."""
+    from plugins.operational import published_hooks
+
+    return published_hooks
+
+
+@hookimpl
+def migrations():
+    """The module's Alembic revisions."""
+    return HERE / "migrations"
+
+
+@hookimpl
+def models():
+    """The module's tables."""
+    from plugins.operational.models import ALL_MODELS
+
+    return list(ALL_MODELS)
+
+
+@hookimpl
+def permissions():
+    """Permissions on products, orders, interactions, the pipeline, mailings, tickets, reports."""
+    from plugins.operational.permissions import declarations
+
+    return declarations()
+
+
+@hookimpl
+def post_install(crm, session):
+    """The default pipeline, lost reasons and SLA policies."""
+    from plugins.operational import defaults
+
+    defaults.install(session)
+
+
+@hookimpl
+def api_routers(crm):
+    """REST endpoints under ``/api/operational/``."""
+    from plugins.operational.routes import routers
+
+    return routers()
+
+
+@hookimpl
+def register_commands(cli):
+    """``crm orders``, ``crm products``, ``crm mailings``, ``crm tickets``."""
+    from plugins.operational.commands import register
+
+    register(cli)
+
+
+@hookimpl
+def template_dirs():
+    """Templates, found as ``operational/<name>``."""
+    return [HERE / "templates"]
