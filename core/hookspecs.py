@@ -115,6 +115,17 @@ def extend_views(crm, views):
 
 
 @hookspec
+def web_routers(crm):
+    """FastAPI routers of HTML pages this module renders itself (reports, an agenda, public
+    survey or unsubscribe pages), mounted under ``/<module>/``.
+
+    Called when the web app is built, for enabled modules. Return an iterable of routers. Use
+    ``core.web.ui.context`` (``ui_principal`` for signed-in pages, ``csrf_check`` on the router,
+    ``page`` to render with the layout); a page without a login says why in its docstring.
+    """
+
+
+@hookspec
 def customer_slots(crm):
     """Panels this module adds to the customer 360 page (timeline, pipeline, alerts...).
 

@@ -144,7 +144,9 @@ def _validate_public_url(name: str, value: object) -> str:
 
     text = str(value).strip().rstrip("/")
     if urlsplit(text).scheme not in ("http", "https") or not urlsplit(text).hostname:
-        raise SettingsError(f"{name}: {value!r} is not an http(s) URL such as https://crm.example.vn")
+        raise SettingsError(
+            f"{name}: {value!r} is not an http(s) URL such as https://crm.example.vn"
+        )
     return text
 
 

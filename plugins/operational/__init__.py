@@ -74,6 +74,14 @@ def api_routers(crm):
 
 
 @hookimpl
+def web_routers(crm):
+    """Pages the module renders itself: public survey and unsubscribe pages, reports, agenda."""
+    from plugins.operational.pages import routers
+
+    return routers()
+
+
+@hookimpl
 def register_commands(cli):
     """``crm orders``, ``crm products``, ``crm mailings``, ``crm tickets``."""
     from plugins.operational.commands import register

@@ -53,6 +53,9 @@ def install(app: FastAPI, crm: Crm) -> None:
         app.mount(f"/static/{module}", StaticFiles(directory=path), name=f"static-{module}")
     for router in ROUTERS:
         app.include_router(router)
+    for module, router in crm.contributions("web_routers", crm=crm):
+        if module != "core":
+            app.include_router(router, prefix=f"/{module}", include_in_schema=False)
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _error_page)  # type: ignore[arg-type]
 

@@ -1,0 +1,5 @@
+"""REST endpoints for mailings under ``/api/operational/``."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

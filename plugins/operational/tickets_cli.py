@@ -1,0 +1,8 @@
+"""``crm`` commands for tickets."""
+
+import click
+
+
+def commands() -> list[click.Command]:
+    """The command groups this feature adds to ``crm``."""
+    return []

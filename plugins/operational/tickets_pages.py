@@ -1,0 +1,5 @@
+"""HTML pages for tickets, under ``/operational/``."""
+
+from plugins.operational.pages import new_router
+
+router = new_router()
