@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import gettext
 import io
 from collections.abc import Iterable
@@ -55,6 +56,19 @@ class Msg(str):
         self = super().__new__(cls, msgid % params if params else msgid)
         self.msgid, self.params = msgid, params
         return self
+
+
+@functools.lru_cache(maxsize=32)
+def _locale(language: str) -> Locale:
+    """The Babel locale of ``language`` (parsed once: parsing reads locale data files)."""
+    return Locale.parse(language)
+
+
+@functools.lru_cache(maxsize=8)
+def _zone(name: str) -> dt.tzinfo:
+    import zoneinfo
+
+    return zoneinfo.ZoneInfo(name)
 
 
 def _compile(po_path: Path) -> gettext.GNUTranslations:
@@ -114,7 +128,7 @@ def format_number(value: int | float | Decimal | None, language: str) -> str:
     """``value`` with the locale's grouping and decimal signs (empty for ``None``)."""
     if value is None:
         return ""
-    text = format_decimal(value, locale=Locale.parse(language), numbering_system="default")
+    text = format_decimal(value, locale=_locale(language), numbering_system="default")
     return native_digits(text, language)
 
 
@@ -125,9 +139,7 @@ def format_money(minor: int | None, currency: str, language: str) -> str:
     from core.money import minor_digits
 
     amount = Decimal(minor).scaleb(-minor_digits(currency))
-    text = format_currency(
-        amount, currency, locale=Locale.parse(language), numbering_system="default"
-    )
+    text = format_currency(amount, currency, locale=_locale(language), numbering_system="default")
     return native_digits(text, language)
 
 
@@ -140,7 +152,7 @@ def parse_amount(text: str, language: str) -> Decimal:
     plain = text.strip().translate(_TO_LATIN).replace("\u066c", ",").replace("\u066b", ".")
     for locale in dict.fromkeys((language, DEFAULT_LANGUAGE)):
         try:
-            return parse_decimal(plain, locale=Locale.parse(locale), strict=True)
+            return parse_decimal(plain, locale=_locale(locale), strict=True)
         except NumberFormatError:
             continue
     raise ValueError(N_("Enter an amount such as 1250000."))
@@ -155,9 +167,10 @@ def format_datetime(
     from babel.dates import format_date
     from babel.dates import format_datetime as babel_datetime
 
-    locale = Locale.parse(language)
+    locale = _locale(language)
     if isinstance(value, dt.datetime):
-        text = babel_datetime(value, format="medium", tzinfo=timezone, locale=locale)
+        zone = _zone(timezone) if timezone else None
+        text = babel_datetime(value, format="medium", tzinfo=zone, locale=locale)
     else:
         text = format_date(value, format="medium", locale=locale)
     return native_digits(text, language)

@@ -207,7 +207,9 @@ async def list_customers(
     country: str | None = Query(None, min_length=2, max_length=2),
     company_id: int | None = Query(None, ge=1),
     archived: Literal["false", "true", "any"] = "false",
-    sort: Literal["-id", "id", "name"] = "-id",
+    sort: Literal["-id", "id", "name"] | None = Query(
+        None, description="default: name when searching with q (fast on big tables), else -id"
+    ),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, max_length=500),
     principal: Principal = Depends(require_permission("customer:read")),
@@ -225,6 +227,7 @@ async def list_customers(
         archived=listing.archived_filter(archived),
         visible=records.customer_condition(crm, principal.user),
     )
+    sort = sort or ("name" if q and q.strip() else "-id")
     try:
         rows, next_cursor = listing.page(session, filters, limit, cursor, sort)
     except listing.CursorError as exc:

@@ -215,6 +215,7 @@ def resources() -> list[Any]:
             ),
         ],
         search_label=N_("Name, e-mail or phone"),
+        search_sort="display_name",
         bulk_actions=[archive, restore],
     )
     fields = [

@@ -124,11 +124,15 @@ def page(
     sort: str | None,
     cursor: str | None,
     limit: int | None = None,
+    searching: bool = False,
 ) -> Page:
-    """One keyset page of ``query`` sorted by ``sort`` (``name`` or ``-name``)."""
+    """One keyset page of ``query`` sorted by ``sort`` (``name`` or ``-name``).
+
+    Without a sort, searches use the view's ``search_sort`` and other lists its default.
+    """
     model = resource.model
     allowed = sorts(view)
-    sort = sort or view.default_sort
+    sort = sort or (view.search_sort if searching and view.search_sort else view.default_sort)
     descending = sort.startswith("-")
     key = allowed.get(sort.lstrip("-"))
     if key is None:

@@ -156,6 +156,9 @@ class ListView:
     default_sort: str = "-id"
     filters: list[Filter] = field(default_factory=list)
     search_label: str | None = None
+    #: The order of search results when the user did not pick one: sorting a big result set
+    #: by another column reads every match, while the search column's own index pages it.
+    search_sort: str | None = None
     row_actions: list[Action] = field(default_factory=list)
     bulk_actions: list[Action] = field(default_factory=list)
     page_size: int = 50
@@ -197,11 +200,14 @@ class DetailView:
 
 @dataclass
 class KanbanView:
-    """Cards grouped by ``group_by`` (a pipeline stage); dragging a card saves the new group."""
+    """Cards grouped by ``group_by`` (a pipeline stage); dragging a card saves the new group.
+
+    ``groups`` may be a callable taking the database session (stages configured per team).
+    """
 
     resource: str
     group_by: str
-    groups: Sequence[tuple[str, str]]
+    groups: Sequence[tuple[str, str]] | Callable[[Any], Sequence[tuple[str, str]]]
     card_fields: list[str] = field(default_factory=list)
     limit_per_group: int = 50
 

@@ -90,7 +90,11 @@
         column.appendChild(card);
         window.location.reload();
       } else {
-        response.text().then(function () { window.alert(board.dataset.error || "The card could not be moved; reload the page."); });
+        response.text().then(function (text) {
+          var detail = "";
+          try { detail = JSON.parse(text).detail; } catch (e) { detail = ""; }
+          window.alert(detail || board.dataset.error || "The card could not be moved; reload the page.");
+        });
       }
     });
   });

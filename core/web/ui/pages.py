@@ -101,6 +101,7 @@ def list_page(
                 view,
                 request.query_params.get("sort"),
                 request.query_params.get("cursor"),
+                searching=bool(params.get("q", "").strip()),
             )
         except data.BadCursor as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
@@ -358,7 +359,8 @@ def kanban_page(
         base = data.filtered(crm, principal.user, resource, list_view, params)
         group_column = getattr(model, view.group_by)
         columns = []
-        for value, label in view.groups:
+        groups = _groups(view, session)
+        for value, label in groups:
             cards = list(
                 session.scalars(
                     base.where(group_column == value)
@@ -377,8 +379,13 @@ def kanban_page(
             columns=columns,
             card_widgets={n: reg.widget_for(model, Column(n)) for n in view.card_fields},
             card_choices={n: choices[n] for n in view.card_fields if choices.get(n)},
+            groups=groups,
             can_move=principal.can(resource.permission("update")),
         )
+
+
+def _groups(view: Any, session: Session) -> list[tuple[str, str]]:
+    return list(view.groups(session) if callable(view.groups) else view.groups)
 
 
 @router.post("/ui/{name}/{record_id:int}/move", response_class=HTMLResponse)
@@ -397,13 +404,15 @@ def _move(
     _need(principal, resource.permission("update"))
     view = _view(request, resource, "kanban")
     group = form.get("group", "")
-    if group not in {value for value, _ in view.groups}:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown group {group!r}")
     version = int(form["version"]) if form.get("version", "").isdigit() else None
     crm = request.app.state.crm
     try:
         with crm.db.write() as session:
             session.info[audit.REQUEST_KEY] = request
+            if group not in {value for value, _ in _groups(view, session)}:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown group {group!r}"
+                )
             record = data.get(crm, session, principal.user, resource, record_id)
             if record is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} {record_id}")
@@ -419,6 +428,10 @@ def _move(
         raise HTTPException(
             status.HTTP_409_CONFLICT, "someone else moved this card meanwhile; reload the board"
         ) from None
+    except FormErrors as exc:
+        translate = request.app.state.ui.translator.translate
+        detail = "; ".join(translate(m) for m in exc.errors.values())
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
     if request.headers.get("hx-request"):
         return HTMLResponse("", headers={"HX-Refresh": "true"})
     return RedirectResponse(f"/ui/{name}/kanban", status_code=303)
