@@ -119,6 +119,16 @@ class PluginRegistry:
         except Exception as exc:
             self._fail(info, f"registration failed: {_describe(exc)}", exc)
             return
+        shadowed = [n for n in _shadowed_hooks(module) if self._impl(info.name, n) is None]
+        if shadowed:
+            self.pm.unregister(name=info.name)
+            self._fail(
+                info,
+                f"submodule(s) {', '.join(shadowed)} hide the hook implementation(s) of the "
+                "same name (importing a submodule replaces the package attribute); give the "
+                "functions other names and mark them @hookimpl(specname=...)",
+            )
+            return
         info.module = module
         try:
             impl = self._impl(info.name, "manifest")
@@ -291,6 +301,21 @@ class PluginHookError(CrmError):
     def __init__(self, plugin: str, hook: str, cause: BaseException) -> None:
         super().__init__(f"module {plugin}: {hook} failed: {type(cause).__name__}: {cause}")
         self.plugin, self.hook, self.cause = plugin, hook, cause
+
+
+def _shadowed_hooks(module: object) -> list[str]:
+    """Hook names that a plugin package's submodules took over (``models`` and ``models.py``)."""
+    import types
+
+    return sorted(
+        name
+        for name in dir(hookspecs)
+        if not name.startswith("_")
+        and isinstance(getattr(module, name, None), types.ModuleType)
+        and getattr(getattr(module, name), "__name__", "").startswith(
+            f"{getattr(module, '__name__', '')}."
+        )
+    )
 
 
 def _describe(exc: BaseException) -> str:

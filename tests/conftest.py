@@ -38,6 +38,7 @@ TEST_PLUGINS = {
     "growing": "crm_testplugins.growing",
     "loyal": "crm_testplugins.loyal",
     "uiext": "crm_testplugins.uiext",
+    "shadowed": "crm_testplugins.shadowed",
 }
 
 

@@ -247,7 +247,8 @@ class Slot:
 class Widget:
     """A number or a chart on the home dashboard.
 
-    ``compute(ctx)`` returns a number (``kind="number"``) or ``{"labels": [...],
+    ``compute(ctx)`` returns a number (``kind="number"``), an amount in minor units of the
+    default currency (``kind="money"``) or ``{"labels": [...],
     "series": [{"label": ..., "data": [...]}]}`` (``kind="chart"``, drawn by Chart.js).
     """
 

@@ -41,16 +41,18 @@ def migrations():
     return HERE / "migrations"
 
 
-@hookimpl
-def models():
+# Functions named after a submodule (models.py, permissions.py) would be replaced by it on
+# import; these carry other names and say which hook they implement.
+@hookimpl(specname="models")
+def own_models():
     """The module's tables."""
     from plugins.operational.models import ALL_MODELS
 
     return list(ALL_MODELS)
 
 
-@hookimpl
-def permissions():
+@hookimpl(specname="permissions")
+def own_permissions():
     """Permissions on products, orders, interactions, the pipeline, mailings, tickets, reports."""
     from plugins.operational.permissions import declarations
 
@@ -87,6 +89,38 @@ def register_commands(cli):
     from plugins.operational.commands import register
 
     register(cli)
+
+
+@hookimpl
+def web_views(crm):
+    """Products, orders, pipeline (kanban), activities, interactions, tickets."""
+    from plugins.operational.views import resources
+
+    return resources()
+
+
+@hookimpl
+def customer_slots(crm):
+    """What we know, the timeline, deals and tickets on the customer 360 page."""
+    from plugins.operational.views import slots
+
+    return slots()
+
+
+@hookimpl
+def dashboard_widgets(crm):
+    """Weighted pipeline, overdue activities, revenue by month."""
+    from plugins.operational.views import widgets
+
+    return widgets()
+
+
+@hookimpl
+def menu_items(crm):
+    """Pipeline, activities, tickets, orders, products, interactions."""
+    from plugins.operational.views import menu
+
+    return menu()
 
 
 @hookimpl

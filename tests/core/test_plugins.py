@@ -30,6 +30,14 @@ def test_broken_import_is_recorded_and_others_load(load):
     assert "import failed" in broken.error and "some_missing_dependency" in broken.error
 
 
+def test_a_submodule_hiding_a_hook_is_a_load_error_not_a_silent_gap(load):
+    registry = load("shadowed", "sample")
+    error = registry.plugins["shadowed"].error
+    assert "models" in error and "specname" in error
+    assert registry.plugins["sample"].loaded  # its models.py sits beside @hookimpl(specname=...)
+    assert registry.call_for("sample", "models") is not None
+
+
 def test_bad_manifest_is_recorded(load):
     registry = load("bad_manifest", "sample")
     assert "bad manifest" in registry.plugins["bad_manifest"].error

@@ -1,0 +1,135 @@
+"""The sales pipeline: stages per team, opportunities moving through them, won and lost.
+
+Each team may have its own stages; a team without any uses the default pipeline (the stages
+with no team). An opportunity's probability follows its stage unless someone set it by hand.
+Every change is audited by the model's audit mixin (who, when, before and after).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.db import utcnow
+from plugins.operational.models import LostReason, Opportunity, Stage
+
+
+class PipelineError(ValueError):
+    """A change the pipeline does not allow; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def stages(session: Session, team_id: int | None) -> list[Stage]:
+    """The stages of ``team_id``'s pipeline, in order (the default pipeline as a fallback)."""
+    if team_id is not None:
+        own = list(
+            session.scalars(select(Stage).where(Stage.team_id == team_id).order_by(Stage.sequence))
+        )
+        if own:
+            return own
+    return list(
+        session.scalars(select(Stage).where(Stage.team_id.is_(None)).order_by(Stage.sequence))
+    )
+
+
+def stage_named(session: Session, team_id: int | None, name: str) -> Stage:
+    """The stage ``name`` of the team's pipeline; ``PipelineError`` listing the valid ones."""
+    found = stages(session, team_id)
+    for stage in found:
+        if stage.name == name:
+            return stage
+    raise PipelineError("stage", f"stage must be one of {', '.join(s.name for s in found)}")
+
+
+def all_stage_choices(session: Session) -> list[tuple[str, str]]:
+    """Every stage name with its label, in pipeline order, across teams (for filters)."""
+    seen: dict[str, str] = {}
+    for stage in session.scalars(select(Stage).order_by(Stage.sequence, Stage.id)):
+        seen.setdefault(stage.name, stage.label)
+    return list(seen.items())
+
+
+def lost_reasons(session: Session) -> list[tuple[str, str]]:
+    """The agreed lost reasons as (id, label)."""
+    return [
+        (str(r.id), r.label) for r in session.scalars(select(LostReason).order_by(LostReason.label))
+    ]
+
+
+def create(session: Session, values: dict[str, Any], default_currency: str) -> Opportunity:
+    """Open an opportunity; its probability comes from its stage unless given."""
+    team_id = values.get("team_id")
+    stage = stage_named(session, team_id, values.get("stage") or stages(session, team_id)[0].name)
+    if stage.kind != "open":
+        raise PipelineError("stage", "a new opportunity starts in an open stage")
+    opportunity = Opportunity(
+        customer_id=values["customer_id"],
+        title=values["title"],
+        expected_revenue_minor=values.get("expected_revenue_minor") or 0,
+        currency=values.get("currency") or default_currency,
+        expected_close=values.get("expected_close"),
+        owner_id=values.get("owner_id"),
+        team_id=team_id,
+        stage=stage.name,
+    )
+    _set_probability(opportunity, stage, values.get("probability"))
+    session.add(opportunity)
+    session.flush()
+    return opportunity
+
+
+def _set_probability(opportunity: Opportunity, stage: Stage, given: int | None) -> None:
+    if given is not None:
+        if not 0 <= given <= 100:
+            raise PipelineError("probability", "probability is a percentage from 0 to 100")
+        opportunity.probability = given
+        opportunity.probability_overridden = given != stage.probability
+    elif not opportunity.probability_overridden or stage.kind != "open":
+        opportunity.probability = stage.probability
+        opportunity.probability_overridden = False
+
+
+def update(session: Session, opportunity: Opportunity, values: dict[str, Any]) -> None:
+    """Change fields and move stages; won and lost close it (lost needs a reason)."""
+    team_id = values.get("team_id", opportunity.team_id)
+    stage_name = values.get("stage") or opportunity.stage
+    stage = stage_named(session, team_id, stage_name)
+    for name in ("title", "customer_id", "expected_revenue_minor", "currency", "expected_close"):
+        if name in values and values[name] is not None:
+            setattr(opportunity, name, values[name])
+    for name in ("owner_id", "team_id", "expected_close"):
+        if name in values:
+            setattr(opportunity, name, values[name])
+    if "lost_reason_id" in values:
+        opportunity.lost_reason_id = values["lost_reason_id"]
+    if stage.kind == "lost" and opportunity.lost_reason_id is None:
+        raise PipelineError("lost_reason_id", "say why the opportunity was lost")
+    if stage.kind != "lost":
+        opportunity.lost_reason_id = None
+    moved = stage.name != opportunity.stage
+    opportunity.stage = stage.name
+    if moved and stage.kind != "open" and "probability" not in values:
+        opportunity.probability_overridden = False
+    _set_probability(opportunity, stage, values.get("probability"))
+    opportunity.closed_at = (opportunity.closed_at or utcnow()) if stage.kind != "open" else None
+    session.flush()
+
+
+def weighted_minor(opportunity: Opportunity) -> int:
+    """Expected revenue times probability, in minor units (rounded half up)."""
+    return (opportunity.expected_revenue_minor * opportunity.probability + 50) // 100
+
+
+def is_overdue(opportunity: Opportunity, today: dt.date) -> bool:
+    """An open opportunity past its expected close date."""
+    return (
+        opportunity.closed_at is None
+        and opportunity.expected_close is not None
+        and opportunity.expected_close < today
+    )

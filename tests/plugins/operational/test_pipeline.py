@@ -1,0 +1,164 @@
+"""The sales pipeline, activities and the timeline, through the generated screens."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from core.models import AuditLog
+from core.web.app import create_app
+from plugins.operational.models import Activity, Interaction, LostReason, Opportunity
+from tests.plugins.operational.conftest import PASSWORD
+from tests.web.conftest import Browser
+
+
+@pytest.fixture
+def browser(ops_crm):
+    app = create_app(ops_crm)
+
+    def make(email: str, password: str = PASSWORD) -> Browser:
+        client = Browser(TestClient(app, base_url="http://testserver"))
+        assert client.login(email, password).status_code == 303
+        return client
+
+    return make
+
+
+def _created(response, resource: str) -> int:
+    assert response.status_code == 303, response.text[-2000:]
+    return int(re.search(rf"/ui/{resource}/(\d+)", response.headers["location"]).group(1))
+
+
+def _customer(user: Browser, name: str) -> int:
+    return _created(
+        user.post("/ui/customer/new", {"kind": "person", "display_name": name}), "customer"
+    )
+
+
+def test_opportunity_moves_through_the_stages_and_every_move_is_audited(browser, ops_crm):
+    an = browser("an@example.com")
+    customer = _customer(an, "Công ty Hoa Sen")
+    deal = _created(
+        an.post(
+            "/ui/opportunity/new",
+            {
+                "title": "Hợp đồng in ấn",
+                "customer_id": str(customer),
+                "stage": "new",
+                "expected_revenue_minor": "50,000,000",
+            },
+        ),
+        "opportunity",
+    )
+    with ops_crm.db.session() as session:
+        opportunity = session.get(Opportunity, deal)
+        assert (opportunity.probability, opportunity.owner_id is not None) == (10, True)
+        assert opportunity.team_id is not None  # the owner's team
+    board = an.get("/ui/opportunity/kanban").text
+    assert f'id="card-{deal}"' in board and "₫50,000,000" in board
+    assert (
+        an.post(f"/ui/opportunity/{deal}/move", {"group": "proposal", "version": "1"}).status_code
+        == 303
+    )
+    lost = an.post(f"/ui/opportunity/{deal}/move", {"group": "lost", "version": "2"})
+    assert lost.status_code == 422 and "say why" in lost.text
+    with ops_crm.db.session() as session:
+        reason = session.scalar(select(LostReason.id).where(LostReason.name == "price"))
+        opportunity = session.get(Opportunity, deal)
+        assert (opportunity.stage, opportunity.probability) == ("proposal", 50)
+    saved = an.post(
+        f"/ui/opportunity/{deal}/edit",
+        {
+            "title": "Hợp đồng in ấn",
+            "customer_id": str(customer),
+            "stage": "lost",
+            "lost_reason_id": str(reason),
+            "version": "2",
+            "expected_revenue_minor": "50,000,000",
+        },
+    )
+    assert saved.status_code == 303, saved.text[-1500:]
+    with ops_crm.db.session() as session:
+        opportunity = session.get(Opportunity, deal)
+        assert (opportunity.stage, opportunity.probability, opportunity.closed_at is not None) == (
+            "lost",
+            0,
+            True,
+        )
+        moves = session.scalars(
+            select(AuditLog).where(
+                AuditLog.model == "operational.opportunity", AuditLog.action == "update"
+            )
+        ).all()
+        assert [m.after.get("stage") for m in moves] == ["proposal", "lost"]
+        assert all(m.actor == "an@example.com" for m in moves)
+    chi = browser("chi@example.com")  # another team
+    assert f'id="card-{deal}"' not in chi.get("/ui/opportunity/kanban").text
+    assert chi.get(f"/ui/opportunity/{deal}").status_code == 404
+
+
+def test_completing_an_activity_logs_it_on_the_timeline(browser, ops_crm):
+    an = browser("an@example.com")
+    customer = _customer(an, "Lý Thu Hà")
+    activity = _created(
+        an.post(
+            "/ui/activity/new",
+            {
+                "kind": "call",
+                "subject": "Gọi lại về báo giá",
+                "due_at": "2020-01-02T09:00",
+                "customer_id": str(customer),
+            },
+        ),
+        "activity",
+    )
+    overdue = an.get("/ui/activity", params={"state": "overdue"}).text
+    assert "Gọi lại về báo giá" in overdue
+    assert 'data-value="1"' in an.get("/ui/widgets/operational.overdue").text
+    done = an.post("/ui/activity/actions/complete", {"ids": str(activity)})
+    assert done.status_code == 200
+    with ops_crm.db.session() as session:
+        row = session.get(Activity, activity)
+        logged = session.get(Interaction, row.interaction_id)
+        assert (logged.kind, logged.channel, logged.source) == ("call", "phone", "activity")
+    timeline = an.get(f"/ui/slots/operational.timeline/{customer}").text
+    assert "Gọi lại về báo giá" in timeline
+    assert (
+        "Gọi lại về báo giá"
+        not in an.get(f"/ui/slots/operational.timeline/{customer}?channel=email").text
+    )
+    summary = an.get(f"/ui/slots/operational.summary/{customer}").text
+    assert "Last contact" in summary
+
+
+def test_interactions_logged_from_the_ui_show_on_the_timeline(browser, ops_crm):
+    an = browser("an@example.com")
+    customer = _customer(an, "Đặng Văn Lâm")
+    bad = an.post(
+        "/ui/interaction/new",
+        {"customer_id": str(customer), "kind": "fax", "channel": "zalo", "subject": "x"},
+    )
+    assert bad.status_code == 422
+    _created(
+        an.post(
+            "/ui/interaction/new",
+            {
+                "customer_id": str(customer),
+                "kind": "chat",
+                "channel": "zalo",
+                "direction": "inbound",
+                "subject": "Hỏi giá áo dài",
+                "body": "size M",
+            },
+        ),
+        "interaction",
+    )
+    assert (
+        "Hỏi giá áo dài" in an.get(f"/ui/slots/operational.timeline/{customer}?channel=zalo").text
+    )
+    detail = an.get(f"/ui/customer/{customer}").text
+    for slot in ("operational.summary", "operational.timeline", "operational.pipeline"):
+        assert f'hx-get="/ui/slots/{slot}/{customer}"' in detail
