@@ -355,8 +355,9 @@ def update_customer(
     except service.IdentityConflict as exc:
         return _conflict(exc)
     except StaleDataError:
-        session.rollback()
-        return _stale(_get(session, customer_id, principal, crm))
+        # The failed flush ended this transaction; read the winner's version afresh.
+        with crm.db.session() as fresh:
+            return _stale(_get(fresh, customer_id, principal, crm))
     return _out(customer)
 
 

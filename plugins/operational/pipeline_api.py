@@ -250,18 +250,19 @@ def update_opportunity(
     except pipeline.PipelineError as exc:
         raise _invalid(exc.field, str(exc)) from None
     except StaleDataError:
-        session.rollback()
-        return _stale(
-            _get(
-                session,
-                crm,
-                principal,
-                Opportunity,
-                "operational.opportunity",
-                "owner_id",
-                opportunity_id,
+        # The failed flush ended this transaction; read the winner's version afresh.
+        with crm.db.session() as fresh:
+            return _stale(
+                _get(
+                    fresh,
+                    crm,
+                    principal,
+                    Opportunity,
+                    "operational.opportunity",
+                    "owner_id",
+                    opportunity_id,
+                )
             )
-        )
     return _opportunity_out(row)
 
 

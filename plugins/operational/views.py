@@ -726,4 +726,5 @@ def menu() -> list[MenuItem]:
         MenuItem(N_("Orders"), "/ui/order", "operational.order:read", order=35),
         MenuItem(N_("Products"), "/ui/product", "operational.product:read", order=40),
         MenuItem(N_("Interactions"), "/ui/interaction", "operational.interaction:read", order=45),
+        MenuItem(N_("Reports"), "/operational/reports", "operational.report:read", order=50),
     ]

@@ -4,17 +4,11 @@ from sqlalchemy import select
 
 from core import modules
 from plugins.operational.models import SlaPolicy, Stage
+from tests.schema_diff import module_diffs
 
 
 def test_migration_matches_the_models(ops_crm):
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
-    from core.db import Base
-
-    with ops_crm.db.engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    assert [d for d in diffs if "operational_" in repr(d)] == []
+    assert module_diffs(ops_crm.db.engine, "operational_") == []
 
 
 def test_enabling_installs_the_default_pipeline_and_sla(ops_crm):
