@@ -124,6 +124,14 @@ def menu_items(crm):
 
 
 @hookimpl
+def checklist_items(crm):
+    """SMTP, the reply token, products, stages, SLA, lost reasons, training, ownership."""
+    from plugins.operational.checks import items
+
+    return items()
+
+
+@hookimpl
 def template_dirs():
     """Templates, found as ``operational/<name>``."""
     return [HERE / "templates"]
