@@ -23,11 +23,13 @@ DEMO_STAFF = (
     ("marketing@demo.example", "زهرا احمدی", ("marketing",)),
 )
 DEMO_PASSWORD = "demo-password-2026"
+#: The sales team of the demo staff (sales and the manager see the team's customers).
+DEMO_TEAM = ("hanoi", "Hà Nội")
 
 
 def _staff(crm: Crm) -> list[str]:
     from core import users
-    from core.models import User
+    from core.models import Team, User
 
     with crm.db.write() as session:
         for email, name, roles in DEMO_STAFF:
@@ -40,6 +42,12 @@ def _staff(crm: Crm) -> list[str]:
                     roles,
                     language="fa" if name[0] >= "\u0600" else "vi",
                 )
+        team = session.scalar(select(Team).where(Team.name == DEMO_TEAM[0]))
+        if team is None:
+            team = users.add_team(session, *DEMO_TEAM)
+        for email, _, roles in DEMO_STAFF:
+            if "sales" in roles or "manager" in roles:
+                users.set_team(session, users.get_user(session, email), team)
     return [email for email, _, roles in DEMO_STAFF if "sales" in roles or "manager" in roles]
 
 

@@ -132,6 +132,14 @@ def checklist_items(crm):
 
 
 @hookimpl
+def demo_data(crm, seed):
+    """Products, a year of orders, a pipeline, activities, interactions, tickets, surveys."""
+    from plugins.operational.demo import load
+
+    return load(crm, seed)
+
+
+@hookimpl
 def template_dirs():
     """Templates, found as ``operational/<name>``."""
     return [HERE / "templates"]
