@@ -151,6 +151,55 @@ def _create_interaction(ctx: Any, values: dict[str, Any]) -> Interaction:
         raise FormErrors({"": str(exc)}) from None
 
 
+def _create_ticket(ctx: Any, values: dict[str, Any]) -> Ticket:
+    from plugins.operational import tickets
+
+    try:
+        return tickets.create(
+            ctx.session,
+            values["customer_id"],
+            values.get("subject") or "",
+            description=values.get("description"),
+            priority=values.get("priority") or "normal",
+            assignee_id=values.get("assignee_id"),
+            team_id=ctx.principal.user.team_id,
+        )
+    except tickets.TicketError as exc:
+        raise FormErrors({exc.field: str(exc)}) from None
+
+
+def _update_ticket(ctx: Any, ticket: Ticket, values: dict[str, Any], version: Any) -> None:
+    from core.ui import StaleRecord
+    from plugins.operational import tickets
+
+    status = values.pop("status", None)
+    try:
+        if values:
+            tickets.update(ctx.session, ticket, values, version or ticket.version)
+        if status and status != ticket.status:
+            tickets.change_status(ticket, status)
+    except tickets.StaleTicket:
+        raise StaleRecord("ticket changed meanwhile") from None
+    except tickets.TicketError as exc:
+        raise FormErrors({exc.field: str(exc)}) from None
+
+
+def _resolve(ctx: Any, ids: list[int]) -> str:
+    from core.i18n import Msg
+    from plugins.operational import tickets
+
+    links = []
+    for ticket in ctx.session.scalars(select(Ticket).where(Ticket.id.in_(ids))):
+        try:
+            links.append(tickets.resolve(ctx.session, ticket).url(ctx.crm.settings.public_url))
+        except tickets.TicketError as exc:
+            raise FormErrors({exc.field: str(exc)}) from None
+    return Msg(
+        N_("Resolved. Send the customer this satisfaction survey link (shown once): %(links)s"),
+        links=" ".join(links),
+    )
+
+
 def _complete(ctx: Any, ids: list[int]) -> str:
     done = 0
     for activity in ctx.session.scalars(select(Activity).where(Activity.id.in_(ids))):
@@ -473,6 +522,8 @@ def resources() -> list[Any]:
             owner_column="assignee_id",
             customer_column="customer_id",
             search=lambda text, crm: Ticket.subject.startswith(text),
+            create=_create_ticket,
+            update=_update_ticket,
             permission_prefix="operational.ticket",
         ),
         ListView(
@@ -497,6 +548,25 @@ def resources() -> list[Any]:
             search_label=N_("Subject"),
             search_sort="subject",
         ),
+        FormView(
+            "ticket",
+            [
+                Field("customer_id", N_("Customer id"), widget="number", required=True),
+                Field("subject", N_("Subject")),
+                Field("description", N_("Description")),
+                Field(
+                    "priority", N_("Priority"), choices=_labelled(TICKET_PRIORITIES, STATUS_LABELS)
+                ),
+                Field(
+                    "status",
+                    N_("Status"),
+                    choices=_labelled(TICKET_STATUSES, STATUS_LABELS),
+                    readonly=lambda ticket, principal: ticket is None,
+                    help=N_("Resolve with the Resolve button: it makes the survey link."),
+                ),
+                Field("assignee_id", N_("Assignee"), widget="select", choices=_users),
+            ],
+        ),
         DetailView(
             "ticket",
             [
@@ -511,6 +581,15 @@ def resources() -> list[Any]:
                 Field("first_responded_at", N_("First response")),
                 Field("resolution_due", N_("Resolve by")),
                 Field("resolved_at", N_("Resolved")),
+            ],
+            actions=[
+                Action(
+                    "resolve",
+                    N_("Resolve"),
+                    _resolve,
+                    "operational.ticket:update",
+                    when=lambda t: t.status not in ("resolved", "closed"),
+                )
             ],
         ),
         KanbanView(
@@ -564,8 +643,11 @@ def _summary_slot(ctx: Any, customer_id: int) -> str:
         .where(Interaction.customer_id == customer_id)
         .group_by(Interaction.channel)
     ).all()
+    from plugins.operational import surveys
+
     return ctx.render(
         "operational/summary.html",
+        satisfaction=surveys.customer_satisfaction(session, customer_id),
         orders=orders,
         open_deals=open_deals,
         open_tickets=open_tickets,

@@ -162,3 +162,33 @@ def test_interactions_logged_from_the_ui_show_on_the_timeline(browser, ops_crm):
     detail = an.get(f"/ui/customer/{customer}").text
     for slot in ("operational.summary", "operational.timeline", "operational.pipeline"):
         assert f'hx-get="/ui/slots/{slot}/{customer}"' in detail
+
+
+def test_tickets_through_the_screens_keep_the_service_rules(browser, ops_crm):
+    from plugins.operational.models import Survey, Ticket
+
+    dung = browser("dung@example.com")  # service
+    admin = browser("admin@example.com", "Admin-pass-123")
+    customer = _customer(admin, "Bà Tư")
+    ticket = _created(
+        dung.post(
+            "/ui/ticket/new",
+            {"customer_id": str(customer), "subject": "Hàng bị vỡ", "priority": "urgent"},
+        ),
+        "ticket",
+    )
+    with ops_crm.db.session() as session:
+        row = session.get(Ticket, ticket)
+        assert row.first_response_due is not None and row.status == "new"
+    moved = dung.post(f"/ui/ticket/{ticket}/move", {"group": "resolved", "version": "1"})
+    assert moved.status_code == 422 and "resolve" in moved.text.lower()
+    assert (
+        dung.post(f"/ui/ticket/{ticket}/move", {"group": "open", "version": "1"}).status_code == 303
+    )
+    resolved = dung.post("/ui/ticket/actions/resolve", {"ids": str(ticket)})
+    assert resolved.status_code == 200 and "/operational/survey/" in resolved.text
+    with ops_crm.db.session() as session:
+        assert session.get(Ticket, ticket).status == "resolved"
+        assert session.scalar(select(Survey.ticket_id)) == ticket
+    summary = admin.get(f"/ui/slots/operational.summary/{customer}").text
+    assert "Satisfaction" in summary
