@@ -250,9 +250,12 @@ def _stale(session: Session, ticket: Ticket) -> JSONResponse:
 
 
 def _reloaded_stale(session: Session, crm: Crm, principal: Principal, ticket_id: int) -> Any:
-    """After a concurrent commit beat ours: roll back and answer 409 with the current ticket."""
-    session.rollback()
-    return _stale(session, _get(session, crm, principal, ticket_id))
+    """After a concurrent commit beat ours: answer 409 with the current ticket.
+
+    The failed flush ended the request's transaction, so the current ticket is read afresh.
+    """
+    with crm.db.session() as fresh:
+        return _stale(fresh, _get(fresh, crm, principal, ticket_id))
 
 
 def _encode(ticket_id: int) -> str:
