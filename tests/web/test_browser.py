@@ -16,13 +16,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import closing
@@ -33,32 +28,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES, ROOT, TEST_SECRET, Cli
+from tests.browser_kit import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, require_browser, served
+from tests.conftest import TEST_SECRET, Cli
 
-CHROMIUM = "/usr/bin/chromium"
-REQUIRED = os.environ.get("CRM_REQUIRE_BROWSER") == "1"
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    if REQUIRED:
-        raise
-    pytest.skip("Playwright is not installed", allow_module_level=True)
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    if REQUIRED:
-        raise RuntimeError(f"CRM_REQUIRE_BROWSER=1 but {CHROMIUM} is missing")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+require_browser()
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
-# The machine has no network: without these Chromium keeps trying to reach Google's services.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 ADMIN, ADMIN_PASSWORD = "admin@example.com", "Admin-pass-123"
 LINGUIST, LINGUIST_PASSWORD = "lan@example.com", "Linguist-pass-123"
 DUC = "Nguyễn Văn Đức"
@@ -82,12 +57,6 @@ class Site:
         """Rows of ``sql`` read straight from the database file."""
         with closing(sqlite3.connect(self.db)) as conn:
             return conn.execute(sql, params).fetchall()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _seed(base: str) -> dict[str, int]:
@@ -139,35 +108,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, plugin_site: Path) -> Iterato
         done = cli.run(*args, *extra)
         assert done.returncode == 0, (args, done.stdout, done.stderr)
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = folder / "server.log"
-    with open(log, "w", encoding="utf-8") as output:  # a file: a pipe nobody reads fills up
-        process = subprocess.Popen(
-            [sys.executable, "-c", "import cli; cli.main()", "serve", "--port", str(port)],
-            env={
-                **os.environ,
-                **env,
-                "PYTHONPATH": os.pathsep.join([str(FIXTURES), str(plugin_site), str(ROOT)]),
-            },
-            cwd=folder,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/api/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"crm serve did not start:\n{log.read_text()}") from None
-                time.sleep(0.1)
+    with served(env, folder, plugin_site) as base:
         yield Site(base, db, _seed(base))
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
