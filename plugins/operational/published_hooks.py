@@ -13,3 +13,14 @@ def order_placed(crm, order):
     once per imported order only when ``crm orders import --notify`` is given (a million hook
     calls would dominate an import). Return nothing.
     """
+
+
+@hookspec
+def mailing_segment(crm, session, name):
+    """Customer ids of the segment ``name``, for a mailing whose audience is ``{"segment": name}``.
+
+    Called inside the scheduling transaction, for enabled modules that implement it (the
+    analytical module answers with its RFM and value segments). Return an iterable of customer
+    ids, or ``None`` when this module does not know the segment. Optional: mark implementations
+    ``@hookimpl(optionalhook=True)`` if they may run without this module.
+    """
