@@ -41,6 +41,8 @@ from plugins.operational.models import (
     TICKET_STATUSES,
     Activity,
     Interaction,
+    Mailing,
+    MailTemplate,
     Opportunity,
     Order,
     OrderLine,
@@ -198,6 +200,89 @@ def _resolve(ctx: Any, ids: list[int]) -> str:
         N_("Resolved. Send the customer this satisfaction survey link (shown once): %(links)s"),
         links=" ".join(links),
     )
+
+
+def _mailing_errors(exc: Exception) -> FormErrors:
+    from plugins.operational import mailings
+
+    if isinstance(exc, mailings.Invalid):
+        return FormErrors(dict(exc.errors))
+    return FormErrors({"": str(exc)})
+
+
+def _create_template(ctx: Any, values: dict[str, Any]) -> Any:
+    from plugins.operational import mailings
+
+    try:
+        return mailings.create_template(
+            ctx.session,
+            values.get("name") or "",
+            values.get("subject") or "",
+            values.get("body") or "",
+        )
+    except (mailings.Invalid, mailings.Conflict) as exc:
+        raise _mailing_errors(exc) from None
+
+
+def _update_template(ctx: Any, record: Any, values: dict[str, Any], version: Any) -> None:
+    from core.ui import StaleRecord
+    from plugins.operational import mailings
+
+    try:
+        mailings.update_template(ctx.session, record, values, version or record.version)
+    except mailings.StaleVersion:
+        raise StaleRecord("template changed meanwhile") from None
+    except (mailings.Invalid, mailings.Conflict) as exc:
+        raise _mailing_errors(exc) from None
+
+
+def _audience(values: dict[str, Any]) -> dict[str, Any]:
+    audience = {k: values.pop(k) for k in ("audience_tag", "audience_country") if k in values}
+    return {k.removeprefix("audience_"): v for k, v in audience.items() if v}
+
+
+def _create_mailing(ctx: Any, values: dict[str, Any]) -> Any:
+    from plugins.operational import mailings
+
+    audience = _audience(values)
+    values["audience"] = audience or None
+    if str(values.get("template_id") or "").isdigit():
+        values["template_id"] = int(values["template_id"])
+    try:
+        return mailings.create_mailing(ctx.session, values, ctx.principal.user.id)
+    except (mailings.Invalid, mailings.Conflict) as exc:
+        raise _mailing_errors(exc) from None
+
+
+def _schedule(ctx: Any, ids: list[int]) -> str:
+    from core.i18n import Msg
+    from plugins.operational import mailings
+    from plugins.operational.models import Mailing
+
+    queued = 0
+    for mailing in ctx.session.scalars(select(Mailing).where(Mailing.id.in_(ids))):
+        try:
+            counts = mailings.schedule(
+                ctx.session, ctx.crm, mailing, mailing.version, user=ctx.principal.user
+            )
+        except (mailings.Invalid, mailings.Conflict, mailings.StaleVersion) as exc:
+            raise _mailing_errors(exc) from None
+        queued += counts["queued"]
+    return Msg(N_("Scheduled: %(count)s recipients queued."), count=queued)
+
+
+def _recipients_tab(ctx: Any, mailing: Any) -> str:
+    from plugins.operational import mailings
+
+    counts = mailings.status_counts(ctx.session, [mailing.id]).get(mailing.id, {})
+    return ctx.render("operational/recipients.html", counts=counts)
+
+
+def _templates(session: Any) -> list[tuple[str, str]]:
+    from plugins.operational.models import MailTemplate
+
+    rows = session.execute(select(MailTemplate.id, MailTemplate.name).order_by(MailTemplate.name))
+    return [(str(i), name) for i, name in rows]
 
 
 def _complete(ctx: Any, ids: list[int]) -> str:
@@ -512,6 +597,90 @@ def resources() -> list[Any]:
                 Field("source", N_("Logged by")),
             ],
         ),
+        # mailings
+        Resource(
+            "mail_template",
+            MailTemplate,
+            N_("Mail template"),
+            N_("Mail templates"),
+            title_field="name",
+            create=_create_template,
+            update=_update_template,
+            permission_prefix="operational.mailing",
+        ),
+        ListView(
+            "mail_template",
+            [
+                Column("name", N_("Name"), sortable=True, link=True),
+                Column("subject", N_("Subject")),
+            ],
+            default_sort="name",
+        ),
+        FormView(
+            "mail_template",
+            [
+                Field("name", N_("Name")),
+                Field("subject", N_("Subject")),
+                Field(
+                    "body",
+                    N_("Body"),
+                    help=N_(
+                        "Plain text. Use {{ display_name }}, {{ given_name }}, {{ company }} and "
+                        "{{ unsubscribe_url }}."
+                    ),
+                ),
+            ],
+        ),
+        DetailView("mail_template", [Field("subject", N_("Subject")), Field("body", N_("Body"))]),
+        Resource(
+            "mailing",
+            Mailing,
+            N_("Mailing"),
+            N_("Mailings"),
+            title_field="name",
+            owner_column="created_by",
+            create=_create_mailing,
+            permission_prefix="operational.mailing",
+        ),
+        ListView(
+            "mailing",
+            [
+                Column("name", N_("Name"), link=True),
+                Column("template_id", N_("Template")),
+                Column("status", N_("Status")),
+                Column("scheduled_at", N_("Send at")),
+            ],
+        ),
+        FormView(
+            "mailing",
+            [
+                Field("name", N_("Name"), max_length=200),
+                Field("template_id", N_("Template"), widget="select", choices=_templates),
+                Field("scheduled_at", N_("Send at (UTC)"), widget="datetime", required=False),
+                Field("audience_tag", N_("Customers tagged"), max_length=50),
+                Field("audience_country", N_("Customers in country (two letters)"), max_length=2),
+            ],
+        ),
+        DetailView(
+            "mailing",
+            [
+                Field("template_id", N_("Template"), widget="reference"),
+                Field("status", N_("Status")),
+                Field("scheduled_at", N_("Send at")),
+                Field("audience", N_("Audience")),
+            ],
+            tabs=[Tab("recipients", N_("Recipients"), render=_recipients_tab)],
+            actions=[
+                Action(
+                    "schedule",
+                    N_("Schedule"),
+                    _schedule,
+                    "operational.mailing:send",
+                    N_("Queue this mailing for its audience?"),
+                    when=lambda m: m.status == "draft",
+                )
+            ],
+        ),
         # tickets (the service queue)
         Resource(
             "ticket",
@@ -808,5 +977,6 @@ def menu() -> list[MenuItem]:
         MenuItem(N_("Orders"), "/ui/order", "operational.order:read", order=35),
         MenuItem(N_("Products"), "/ui/product", "operational.product:read", order=40),
         MenuItem(N_("Interactions"), "/ui/interaction", "operational.interaction:read", order=45),
+        MenuItem(N_("Mailings"), "/ui/mailing", "operational.mailing:read", order=48),
         MenuItem(N_("Reports"), "/operational/reports", "operational.report:read", order=50),
     ]

@@ -192,3 +192,49 @@ def test_tickets_through_the_screens_keep_the_service_rules(browser, ops_crm):
         assert session.scalar(select(Survey.ticket_id)) == ticket
     summary = admin.get(f"/ui/slots/operational.summary/{customer}").text
     assert "Satisfaction" in summary
+
+
+def test_mailings_from_the_screens(browser, ops_crm):
+    from plugins.operational.models import MailingRecipient
+
+    mai = browser("mai@example.com")  # marketing
+    admin = browser("admin@example.com", "Admin-pass-123")
+    for name in ("Cô Ba", "Chú Tư"):
+        created = admin.post(
+            "/ui/customer/new",
+            {
+                "kind": "person",
+                "display_name": name,
+                "email": f"{len(name)}{name[-1]}@example.vn".replace(" ", ""),
+                "tags": "vip",
+            },
+        )
+        assert created.status_code == 303
+    broken = mai.post(
+        "/ui/mail_template/new", {"name": "Tết", "subject": "Chúc {{ given_name", "body": "x"}
+    )
+    assert broken.status_code == 422 and "line 1" in broken.text
+    template = _created(
+        mai.post(
+            "/ui/mail_template/new",
+            {
+                "name": "Tết",
+                "subject": "Chúc mừng năm mới {{ display_name }}",
+                "body": "Xin chào {{ display_name }}\n{{ unsubscribe_url }}",
+            },
+        ),
+        "mail_template",
+    )
+    mailing = _created(
+        mai.post(
+            "/ui/mailing/new",
+            {"name": "Tết 2027", "template_id": str(template), "audience_tag": "vip"},
+        ),
+        "mailing",
+    )
+    scheduled = mai.post("/ui/mailing/actions/schedule", {"ids": str(mailing)})
+    assert scheduled.status_code == 200 and "2 recipients queued" in scheduled.text
+    detail = mai.get(f"/ui/mailing/{mailing}").text
+    assert 'data-field="queued">2<' in detail
+    with ops_crm.db.session() as session:
+        assert len(session.scalars(select(MailingRecipient)).all()) == 2
