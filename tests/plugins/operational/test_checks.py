@@ -4,26 +4,7 @@ from __future__ import annotations
 
 import socket
 
-import pytest
-from aiosmtpd.controller import Controller
-
 from core import auth, checks, users
-
-
-class _Sink:
-    async def handle_DATA(self, server, session, envelope):
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    controller = Controller(_Sink(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port
-    controller.stop()
 
 
 def _status(crm, item_id: str) -> tuple[str, str]:
@@ -31,10 +12,10 @@ def _status(crm, item_id: str) -> tuple[str, str]:
     return result.status, result.detail
 
 
-def test_smtp_is_checked_against_a_real_server(make_crm, ops_crm, smtp_port):
+def test_smtp_is_checked_against_a_real_server(make_crm, ops_crm, smtp):
     status, detail = _status(ops_crm, "operational.E101")
     assert status == "open" and "CRM_SMTP_URL" in detail  # not configured
-    reachable = make_crm(load_plugins="operational", smtp_url=f"smtp://127.0.0.1:{smtp_port}")
+    reachable = make_crm(load_plugins="operational", smtp_url=smtp.url)
     assert _status(reachable, "operational.E101")[0] == "ok"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

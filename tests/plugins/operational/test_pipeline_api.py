@@ -169,3 +169,44 @@ def test_interactions_from_the_api_are_validated(ops_crm, api):
         },
     )
     assert made.status_code == 201 and made.json()["source"] == "api"
+
+
+def test_reminders_are_mailed_once_through_smtp(make_crm, ops_crm, api, smtp):
+    from plugins.operational import reminders
+
+    an = api("an@example.com")
+    made = an.post(
+        "/api/operational/activities",
+        json={
+            "kind": "call",
+            "subject": "Gọi chị Lan",
+            "due_at": "2030-01-01T09:00:00Z",
+            "remind_at": "2020-01-01T08:00:00Z",
+        },
+    )
+    assert made.status_code == 201
+    later = an.post(
+        "/api/operational/activities",
+        json={
+            "kind": "todo",
+            "subject": "Sau",
+            "due_at": "2099-01-02T09:00:00Z",
+            "remind_at": "2099-01-01T09:00:00Z",
+        },
+    )
+    assert later.status_code == 201
+    sending = make_crm(load_plugins="operational", smtp_url=smtp.url)
+    assert reminders.send_due(sending).sent == 1
+    assert reminders.send_due(sending).sent == 0  # never twice
+    assert smtp.handler.recipients() == ["an@example.com"]
+    assert "Gọi chị Lan" in smtp.handler.messages[0]["Subject"]
+    bad = an.post(
+        "/api/operational/activities",
+        json={
+            "kind": "call",
+            "subject": "x",
+            "due_at": "2030-01-01T09:00:00Z",
+            "remind_at": "2031-01-01T09:00:00Z",
+        },
+    )
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "remind_at"
