@@ -206,7 +206,10 @@ class Activity(Audited, Base):
 
     __tablename__ = "operational_activity"
     __audit_model__ = "operational.activity"
-    __table_args__ = (Index("ix_operational_activity_agenda", "user_id", "done_at", "due_at"),)
+    __table_args__ = (
+        Index("ix_operational_activity_agenda", "user_id", "done_at", "due_at"),
+        Index("ix_operational_activity_due", "due_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))

@@ -7,9 +7,9 @@ from core.web.ui.context import csrf_check
 
 def routers() -> list[APIRouter]:
     """Every page router of the module."""
-    from plugins.operational import mailings_pages, reports_pages, tickets_pages
+    from plugins.operational import agenda_pages, mailings_pages, reports_pages, tickets_pages
 
-    return [mailings_pages.router, tickets_pages.router, reports_pages.router]
+    return [mailings_pages.router, tickets_pages.router, reports_pages.router, agenda_pages.router]
 
 
 def new_router() -> APIRouter:

@@ -505,7 +505,7 @@ def resources() -> list[Any]:
             [
                 Column("subject", N_("Subject"), link=True),
                 Column("kind", N_("Kind"), choices=_labelled(ACTIVITY_KINDS, KIND_LABELS)),
-                Column("due_at", N_("Due")),
+                Column("due_at", N_("Due"), sortable=True),
                 Column("customer_id", N_("Customer")),
                 Column("user_id", N_("For")),
                 Column("done_at", N_("Done")),
@@ -972,7 +972,7 @@ def menu() -> list[MenuItem]:
         MenuItem(
             N_("Pipeline"), "/ui/opportunity/kanban", "operational.opportunity:read", order=20
         ),
-        MenuItem(N_("Activities"), "/ui/activity", "operational.activity:read", order=25),
+        MenuItem(N_("My agenda"), "/operational/agenda", "operational.activity:read", order=24),
         MenuItem(N_("Tickets"), "/ui/ticket", "operational.ticket:read", order=30),
         MenuItem(N_("Orders"), "/ui/order", "operational.order:read", order=35),
         MenuItem(N_("Products"), "/ui/product", "operational.product:read", order=40),

@@ -522,6 +522,9 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
+        "ix_operational_activity_due", "operational_activity", ["due_at", "id"], unique=False
+    )
+    op.create_index(
         op.f("ix_operational_activity_customer_id"),
         "operational_activity",
         ["customer_id"],

@@ -238,3 +238,23 @@ def test_mailings_from_the_screens(browser, ops_crm):
     assert 'data-field="queued">2<' in detail
     with ops_crm.db.session() as session:
         assert len(session.scalars(select(MailingRecipient)).all()) == 2
+
+
+def test_my_agenda_lists_my_open_activities_by_due_time(browser, ops_crm):
+    an = browser("an@example.com")
+    for subject, due in (("Sau", "2031-01-01T09:00"), ("Trước", "2030-01-01T09:00")):
+        _created(
+            an.post("/ui/activity/new", {"kind": "todo", "subject": subject, "due_at": due}),
+            "activity",
+        )
+    chi = browser("chi@example.com")
+    _created(
+        chi.post(
+            "/ui/activity/new", {"kind": "todo", "subject": "Của Chi", "due_at": "2029-01-01T09:00"}
+        ),
+        "activity",
+    )
+    redirect = an.get("/operational/agenda", follow_redirects=False)
+    assert redirect.status_code == 303
+    page = an.get(redirect.headers["location"]).text
+    assert page.index("Trước") < page.index("Sau") and "Của Chi" not in page
