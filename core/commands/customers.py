@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 if TYPE_CHECKING:
-    from core.customers.importer import Summary
+    from core.csvimport import Summary
     from core.runtime import Crm
 
 from core.commands import FORMAT_OPTION, open_crm, print_json
@@ -48,13 +48,14 @@ def import_(
     file: Path, dry_run: bool, on_error: str, maps: tuple[str, ...], rejected: Path | None, fmt: str
 ) -> None:
     """Import customers from a UTF-8 CSV file, matching existing ones by identity."""
+    from core import csvimport
     from core.customers import importer
 
     crm = open_crm()
     mapping = importer.parse_mapping(list(maps))
     rejected = rejected or file.with_name(file.stem + ".rejected.csv")
     rejected.unlink(missing_ok=True)
-    with importer.open_csv(file) as handle:
+    with csvimport.open_csv(file) as handle:
         summary = _run_with_progress(crm, handle, file, mapping, dry_run, on_error, rejected)
     if fmt == "json":
         print_json(summary.as_dict())

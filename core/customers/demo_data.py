@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from core import csvimport
 from core.customers import importer
 from core.demo import CSV_COLUMNS, customer_rows
 
@@ -51,7 +52,7 @@ def _staff(crm: Crm) -> list[str]:
     return [email for email, _, roles in DEMO_STAFF if "sales" in roles or "manager" in roles]
 
 
-def load(crm: Crm, count: int, seed: int) -> importer.Summary:
+def load(crm: Crm, count: int, seed: int) -> csvimport.Summary:
     """Create demo staff and ``count`` customers; loading again changes nothing."""
     owners = _staff(crm)
     with tempfile.TemporaryDirectory() as folder:
@@ -61,7 +62,7 @@ def load(crm: Crm, count: int, seed: int) -> importer.Summary:
             writer.writerow([*CSV_COLUMNS, "owner"])
             for number, row in enumerate(customer_rows(count, seed)):
                 writer.writerow([*(row[c] for c in CSV_COLUMNS), owners[number % len(owners)]])
-        with importer.open_csv(path) as handle:
+        with csvimport.open_csv(path) as handle:
             return importer.import_rows(crm, handle, source="crm demo")
 
 

@@ -10,21 +10,24 @@ CSV of the rejected ones, a dry run writes nothing at all.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from core import audit
+from core import audit, csvimport
+from core.csvimport import (
+    ImportFailed,
+    RejectedWriter,
+    RowError,
+    Summary,
+)
 from core.customers import fields
 from core.customers.models import COMPANY, EDITABLE_FIELDS, PERSON
 from core.db import utcnow
-from core.errors import CrmError
 from core.normalize import IdentityError, normalise_identity, search_key
 
 if TYPE_CHECKING:
@@ -51,36 +54,10 @@ COLUMNS = (
 )
 NAME_COLUMNS = ("display_name", "given_name", "family_name")
 SCALARS = EDITABLE_FIELDS
-IGNORE = "-"
 #: Columns of our own export that an import reads past (the database sets them).
 READ_ONLY = ("archived", "created_at", "updated_at")
 # Cells our own export neutralised against formula injection; the import takes the ' off.
 _NEUTRALISED = frozenset(("'=", "'+", "'-", "'@", "'\t", "'\r"))
-
-
-class ImportFailed(CrmError):
-    """The file cannot be imported at all (encoding, header); nothing was written."""
-
-
-@dataclass
-class Summary:
-    """What an import did (or, in a dry run, would do)."""
-
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    seconds: float = 0.0
-    dry_run: bool = False
-    written: bool = True
-    rejected_file: str | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for JSON output (the first 100 errors)."""
-        data = dict(self.__dict__)
-        data["errors"] = self.errors[:100]
-        return data
 
 
 @dataclass
@@ -95,54 +72,13 @@ class Row:
     raw: list[str]
 
 
-class RowError(ValueError):
-    """A row that cannot be imported, with the field at fault."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-
-
 def parse_mapping(pairs: list[str]) -> dict[str, str]:
     """``["Họ tên=display_name", "Notes=-"]`` as a dict; ``-`` ignores a column."""
-    mapping = {}
-    for pair in pairs:
-        column, sep, target = pair.partition("=")
-        if not sep or not column or not target:
-            raise ImportFailed(f"--map {pair!r}: write COLUMN=field (or COLUMN=- to ignore it)")
-        if target != IGNORE and target not in COLUMNS:
-            raise ImportFailed(
-                f"--map {pair!r}: unknown field {target!r}; fields are {', '.join(COLUMNS)}"
-            )
-        mapping[column] = target
-    return mapping
+    return csvimport.parse_mapping(pairs, COLUMNS)
 
 
 def _header(raw: list[str], mapping: dict[str, str]) -> list[str | None]:
-    header: list[str | None] = []
-    unknown = []
-    for name in raw:
-        key = name.strip()
-        target = mapping.get(key, mapping.get(name, key.lower()))
-        if target == IGNORE or target in READ_ONLY:
-            header.append(None)
-        elif target in COLUMNS:
-            header.append(target)
-        else:
-            unknown.append(name)
-    if unknown:
-        raise ImportFailed(
-            f"unknown column(s) {', '.join(repr(u) for u in unknown)}; map them with "
-            f"--map COLUMN=field or ignore them with --map COLUMN=-; fields are "
-            f"{', '.join(COLUMNS)}"
-        )
-    present = [h for h in header if h]
-    duplicated = sorted({h for h in present if present.count(h) > 1})
-    if duplicated:
-        raise ImportFailed(f"column(s) given twice: {', '.join(duplicated)}")
-    if not set(present) & set(NAME_COLUMNS):
-        raise ImportFailed("missing column: display_name (or given_name / family_name)")
-    return header
+    return csvimport.header(raw, mapping, COLUMNS, required=(NAME_COLUMNS,), read_past=READ_ONLY)
 
 
 class _Parser:
@@ -497,22 +433,6 @@ class _Writer:
         return updated, unchanged
 
 
-def _rows(handle: IO[str]) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(handle)
-    line = 1
-    try:
-        for raw in reader:
-            yield line + 1, raw
-            line = reader.line_num
-    except UnicodeDecodeError as exc:
-        raise ImportFailed(
-            f"the file is not UTF-8 (byte 0x{exc.object[exc.start]:02x} after line {line});"
-            " save it as UTF-8 and import again"
-        ) from None
-    except csv.Error as exc:
-        raise ImportFailed(f"line {reader.line_num}: malformed CSV: {exc}") from None
-
-
 def import_rows(
     crm: Crm,
     handle: IO[str],
@@ -528,14 +448,14 @@ def import_rows(
     if on_error not in ("abort", "skip"):
         raise ImportFailed("--on-error must be abort or skip")
     started = time.perf_counter()
-    rows = _rows(handle)
+    rows = csvimport.rows(handle)
     try:
         _, raw_header = next(rows)
     except StopIteration:
         raise ImportFailed("the file is empty") from None
     header = _header(raw_header, mapping or {})
     run = _Import(
-        Summary(dry_run=dry_run), _RejectedWriter(rejected_path, raw_header), on_error, progress
+        Summary(dry_run=dry_run), RejectedWriter(rejected_path, raw_header), on_error, progress
     )
     run.run(crm, rows, header, dry_run, source)
     run.summary.seconds = round(time.perf_counter() - started, 3)
@@ -548,7 +468,7 @@ class _Import:
     def __init__(
         self,
         summary: Summary,
-        rejected: _RejectedWriter,
+        rejected: RejectedWriter,
         on_error: str,
         progress: Callable[[int], None] | None,
     ) -> None:
@@ -652,38 +572,3 @@ class _Import:
                     "rejected": summary.rejected,
                 },
             )
-
-
-class _RejectedWriter:
-    """Writes rejected rows with their line and reason, only if there are any."""
-
-    def __init__(self, path: Path | None, header: list[str]) -> None:
-        self.path, self.header = path, header
-        self.handle: IO[str] | None = None
-        self.writer: Any = None
-
-    def write(self, line: int, reason: str, raw: list[str]) -> None:
-        if self.path is None:
-            return
-        if self.handle is None:
-            self.handle = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            self.writer = csv.writer(self.handle)
-            self.writer.writerow(["line", "reason", *self.header])
-        self.writer.writerow([line, reason, *raw])
-
-    def close(self) -> str | None:
-        if self.handle is None:
-            return None
-        self.handle.close()
-        return str(self.path)
-
-    def discard(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            Path(self.path).unlink(missing_ok=True)
-            self.handle = None
-
-
-def open_csv(path: Path) -> io.TextIOWrapper:
-    """Open ``path`` for import: UTF-8 with or without BOM, decoding errors raised."""
-    return open(path, encoding="utf-8-sig", errors="strict", newline="")

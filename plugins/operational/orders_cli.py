@@ -12,7 +12,7 @@ import click
 from core.commands import FORMAT_OPTION, open_crm, print_json
 
 if TYPE_CHECKING:
-    from plugins.operational.importer import Summary
+    from core.csvimport import Summary
 
 
 def _import_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,6 +88,7 @@ def import_orders(
     sku is an order whose lines are unknown. Orders are matched by order_ref, so importing a
     file again creates nothing. Amounts are in major units (125000 VND, 12.50 USD).
     """
+    from core import csvimport
     from plugins.operational import importer
 
     options = {
@@ -95,7 +96,7 @@ def import_orders(
         "create_products": create_products,
         "notify": notify,
     }
-    mapping = importer.parse_mapping(list(maps), importer.ORDER_COLUMNS)
+    mapping = csvimport.parse_mapping(list(maps), importer.ORDER_COLUMNS)
     summary = _run(importer.import_orders, file, mapping, dry_run, on_error, rejected, options)
     _report(summary, fmt, dry_run, on_error, "orders")
 
@@ -120,9 +121,10 @@ def import_products(
     Columns: sku, name, category, price, cost, currency, active, upgrade_to (another SKU).
     Empty cells keep what an existing product has.
     """
+    from core import csvimport
     from plugins.operational import importer
 
-    mapping = importer.parse_mapping(list(maps), importer.PRODUCT_COLUMNS)
+    mapping = csvimport.parse_mapping(list(maps), importer.PRODUCT_COLUMNS)
     summary = _run(importer.import_products, file, mapping, dry_run, on_error, rejected, {})
     _report(summary, fmt, dry_run, on_error, "products")
 
@@ -137,7 +139,7 @@ def _run(
     options: dict[str, Any],
 ) -> Summary:
     """Run an import of ``file``, with a progress bar when standard error is a terminal."""
-    from plugins.operational import importer
+    from core import csvimport
 
     crm = open_crm()
     rejected = rejected or file.with_name(file.stem + ".rejected.csv")
@@ -150,7 +152,7 @@ def _run(
         "source": file.name,
         **options,
     }
-    with importer.open_csv(file) as handle:
+    with csvimport.open_csv(file) as handle:
         if not sys.stderr.isatty():
             return function(crm, handle, **kwargs)
         return _with_progress(function, crm, handle, file, kwargs)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from core import hookimpl
+from core import csvimport, hookimpl
 from core.customers import service as customers
 from core.models import AuditLog
 from plugins.operational import importer
@@ -351,13 +351,13 @@ def test_notify_calls_order_placed_for_each_created_order(ops_crm, write_csv, mo
     active = type(ops_crm).active
     monkeypatch.setattr(ops_crm, "active", lambda: [*active(ops_crm), "listener"])
     path = write_csv([HEADER, *ROWS])
-    with importer.open_csv(path) as handle:
+    with csvimport.open_csv(path) as handle:
         quiet = importer.import_orders(ops_crm, handle, create_customers=True)
     assert quiet.created == 3 and seen == []  # imports are silent by default
     changed = [list(r) for r in ROWS]
     for row in changed:
         row[0] += "-b"
-    with importer.open_csv(write_csv([HEADER, *changed], "b.csv")) as handle:
+    with csvimport.open_csv(write_csv([HEADER, *changed], "b.csv")) as handle:
         loud = importer.import_orders(ops_crm, handle, notify=True)
     assert loud.notified == 3
     assert [o["ref"] for o in seen] == ["DH-1-b", "DH-2-b", "DH-3-b"]
@@ -368,7 +368,7 @@ def test_notify_calls_order_placed_for_each_created_order(ops_crm, write_csv, mo
         ("CUP", 1, 100_000),
     ]
     assert seen[1]["lines"] == []
-    with importer.open_csv(write_csv([HEADER, *changed], "b.csv")) as handle:
+    with csvimport.open_csv(write_csv([HEADER, *changed], "b.csv")) as handle:
         importer.import_orders(ops_crm, handle, notify=True, dry_run=True)
     assert len(seen) == 3  # nothing created, nothing notified
 
