@@ -133,3 +133,57 @@ def is_overdue(opportunity: Opportunity, today: dt.date) -> bool:
         and opportunity.expected_close is not None
         and opportunity.expected_close < today
     )
+
+
+def set_stages(
+    session: Session, team_id: int | None, specs: list[tuple[str, str, int, str]]
+) -> None:
+    """Replace the stages of ``team_id``'s pipeline (``None``: the default pipeline).
+
+    ``specs`` are ``(name, label, probability, kind)`` in order; the pipeline needs at least one
+    open, one won and one lost stage. Open opportunities of the team in a stage that goes away
+    are refused: move them first.
+    """
+    from sqlalchemy import delete
+
+    names = [name for name, *_ in specs]
+    if len(set(names)) != len(names):
+        raise PipelineError("stages", "a stage name appears twice")
+    kinds = {kind for *_, kind in specs}
+    for kind in ("open", "won", "lost"):
+        if kind not in kinds:
+            raise PipelineError("stages", f"a pipeline needs at least one {kind} stage")
+    for name, label, probability, kind in specs:
+        if kind not in ("open", "won", "lost"):
+            raise PipelineError("stages", f"stage {name}: kind must be open, won or lost")
+        if not 0 <= probability <= 100:
+            raise PipelineError("stages", f"stage {name}: probability must be 0 to 100")
+        if not name or not name.replace("_", "").isalnum() or not label:
+            raise PipelineError("stages", f"stage {name!r}: give a short name and a label")
+    stranded = session.scalar(
+        select(Opportunity.id)
+        .where(
+            Opportunity.team_id.is_(team_id) if team_id is None else Opportunity.team_id == team_id,
+            Opportunity.closed_at.is_(None),
+            Opportunity.stage.not_in(names),
+        )
+        .limit(1)
+    )
+    if stranded is not None:
+        raise PipelineError(
+            "stages", f"open opportunity {stranded} is in a stage that would go away; move it first"
+        )
+    condition = Stage.team_id.is_(None) if team_id is None else Stage.team_id == team_id
+    session.execute(delete(Stage).where(condition))
+    for sequence, (name, label, probability, kind) in enumerate(specs, 1):
+        session.add(
+            Stage(
+                team_id=team_id,
+                name=name,
+                label=label,
+                sequence=sequence * 10,
+                probability=probability,
+                kind=kind,
+            )
+        )
+    session.flush()

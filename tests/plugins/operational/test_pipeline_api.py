@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -210,3 +212,46 @@ def test_reminders_are_mailed_once_through_smtp(make_crm, ops_crm, api, smtp):
         },
     )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "remind_at"
+
+
+def test_a_team_gets_its_own_stages_from_the_command_line(ops_crm, api, cli):
+    env = {"CRM_LOAD_PLUGINS": "operational"}
+    bad = cli("pipeline", "set-stages", "--team", "north", "new:Mới:10", "won:Thắng:100:won", **env)
+    assert bad.exit_code == 1 and "lost stage" in bad.output
+    done = cli(
+        "pipeline",
+        "set-stages",
+        "--team",
+        "north",
+        "new:Mới:10",
+        "demo:Trình diễn:40",
+        "won:Thắng:100:won",
+        "lost:Thua:0:lost",
+        **env,
+    )
+    assert done.exit_code == 0, done.output
+    listed = cli("pipeline", "stages", "--team", "north", "--format", "json", **env)
+    assert [s["name"] for s in json.loads(listed.output)] == ["new", "demo", "won", "lost"]
+    an = api("an@example.com")  # north
+    customer = _customer(ops_crm, "Khách mới", "an@example.com")
+    deal = an.post(
+        "/api/operational/opportunities", json={"customer_id": customer, "title": "x"}
+    ).json()
+    moved = an.patch(
+        f"/api/operational/opportunities/{deal['id']}", json={"version": 1, "stage": "demo"}
+    )
+    assert moved.status_code == 200 and moved.json()["probability"] == 40
+    refused = cli(
+        "pipeline",
+        "set-stages",
+        "--team",
+        "north",
+        "new:Mới:10",
+        "won:W:100:won",
+        "lost:L:0:lost",
+        **env,
+    )
+    assert refused.exit_code == 1 and "move it first" in refused.output
+    south = api("chi@example.com").get("/api/operational/stages").json()
+    assert "proposal" in [s["name"] for s in south]  # other teams keep the default pipeline
+    assert cli("pipeline", "add-lost-reason", "slow", "Giao hàng chậm", **env).exit_code == 0
