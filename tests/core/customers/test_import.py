@@ -150,7 +150,8 @@ def test_header_problems_are_clear_errors(crm, cli, write_csv):
     )
     assert mapped.exit_code == 0, mapped.output
     missing = cli("customers", "import", str(write_csv([["email"], ["a@example.com"]], "n.csv")))
-    assert missing.exit_code == 1 and "missing column(s): display_name or given_name or family_name" in missing.output
+    assert missing.exit_code == 1
+    assert "missing column(s): display_name or given_name or family_name" in missing.output
     bad_map = cli(
         "customers", "import", str(write_csv([["x"], ["1"]], "o.csv")), "--map", "x=salary"
     )
