@@ -15,6 +15,6 @@ $CRM init --admin-email admin@example.com --admin-password "$(cat "$PASSWORD_FIL
 $CRM modules enable --all
 $CRM demo
 echo
-echo "Sign in as admin@example.com with password $(cat "$PASSWORD_FILE")"
-echo "(API docs: http://127.0.0.1:8000/docs — change the password with: $CRM users set-password admin@example.com)"
+echo "Open http://127.0.0.1:${PORT:-8000}/ and sign in as admin@example.com with password $(cat "$PASSWORD_FILE")"
+echo "(API docs: http://127.0.0.1:${PORT:-8000}/docs — change the password with: $CRM users set-password admin@example.com)"
 exec $CRM serve --host 127.0.0.1 --port "${PORT:-8000}"
