@@ -1,8 +1,11 @@
 """Analytical CRM: customer value and behaviour, forecasts and targeted campaigns.
 
-Its models, migrations, routes, views and checklist items arrive with its own issue; until then
-the module declares itself so that it can be enabled, disabled and depended upon.
+It reads the operational module's orders (``depends: operational``). Heavy computations run in
+SQL where the database can do them and are stored as snapshots with their as-of date. So far:
+RFM segmentation (``crm analytics rfm``) and customer lifetime value.
 """
+
+from pathlib import Path
 
 from core import Manifest, hookimpl
 
@@ -20,3 +23,27 @@ MANIFEST = Manifest(
 def manifest():
     """Describe the analytical module."""
     return MANIFEST
+
+
+@hookimpl
+def migrations():
+    """The module's Alembic revisions."""
+    return Path(__file__).parent / "migrations"
+
+
+# Named so the models.py submodule cannot replace it (see docs/plugins.md).
+@hookimpl(specname="models")
+def own_models():
+    """Snapshot tables."""
+    from plugins.analytical.models import ALL_MODELS
+
+    return list(ALL_MODELS)
+
+
+@hookimpl
+def register_commands(cli):
+    """``crm analytics``."""
+    from plugins.analytical.commands import commands
+
+    for command in commands():
+        cli.add_command(command)

@@ -1,0 +1,104 @@
+"""``crm analytics``: RFM segments and customer lifetime value."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+import click
+
+from core.commands import open_crm, print_json, print_table
+
+
+@click.group()
+def analytics() -> None:
+    """Customer analytics: RFM segments, lifetime value."""
+
+
+def _date(value: str | None) -> dt.date:
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-11-22") from None
+
+
+@analytics.command()
+@click.option("--as-of", "as_of", default=None, help="Score as of this date (default: today, UTC).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write one row per customer to this CSV file.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="How to print the segment counts.",
+)
+def rfm(as_of: str | None, out: str | None, fmt: str) -> None:
+    """Score customers 1-5 on recency, frequency and monetary value and segment them.
+
+    The result is stored as the snapshot of that date (pages read it).
+    """
+    from sqlalchemy import select
+
+    from core.customers.models import Customer
+    from plugins.analytical import rfm as service
+    from plugins.analytical.models import RfmScore
+
+    day = _date(as_of)
+    crm = open_crm()
+    with crm.db.write() as session:
+        run, counts = service.refresh(session, day)
+        if out:
+            query = (
+                select(RfmScore, Customer.external_ref)
+                .join(Customer, Customer.id == RfmScore.customer_id)
+                .where(RfmScore.run_id == run.id)
+                .order_by(RfmScore.customer_id)
+            )
+            with open(out, "w", encoding="utf-8", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(
+                    [
+                        "customer_id",
+                        "external_ref",
+                        "recency_days",
+                        "frequency",
+                        "monetary",
+                        "r",
+                        "f",
+                        "m",
+                        "segment",
+                    ]
+                )
+                for score, ref in session.execute(query):
+                    writer.writerow(
+                        [
+                            score.customer_id,
+                            ref or "",
+                            score.recency_days,
+                            score.frequency,
+                            score.monetary_minor,
+                            score.r,
+                            score.f,
+                            score.m,
+                            score.segment,
+                        ]
+                    )
+    ordered = {name: counts.get(name, 0) for name, *_ in service.SEGMENTS}
+    if fmt == "json":
+        print_json({"as_of": day.isoformat(), "customers": run.rows, "segments": ordered})
+    else:
+        print_table(["segment", "customers"], [[k, v] for k, v in ordered.items()])
+        click.echo(f"{run.rows} customers scored as of {day}")
+
+
+def commands() -> list[click.Command]:
+    """The command groups of the analytical module."""
+    return [analytics]
