@@ -47,3 +47,17 @@ def register_commands(cli):
 
     for command in commands():
         cli.add_command(command)
+
+
+@hookimpl
+def customer_slots(crm):
+    """The customer's latest RFM scores and segment."""
+    from plugins.analytical.views import slots
+
+    return slots()
+
+
+@hookimpl
+def template_dirs():
+    """Templates, found as ``analytical/<name>``."""
+    return [Path(__file__).parent / "templates"]

@@ -176,3 +176,24 @@ def test_migration_matches_the_models(an_crm):
     from tests.schema_diff import module_diffs
 
     assert module_diffs(an_crm.db.engine, "analytical_") == []
+
+
+def test_the_customer_360_shows_the_latest_segment(an_crm):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from core.web.app import create_app
+    from tests.web.conftest import Browser
+
+    orders = _generate(an_crm, customers=30, seed=5)
+    client = Browser(TestClient(create_app(an_crm), base_url="http://testserver"))
+    assert client.login("admin@example.com", "Admin-pass-123").status_code == 303
+    customer = orders[0][0]
+    assert "crm analytics rfm" in client.get(f"/ui/slots/analytical.rfm/{customer}").text
+    with an_crm.db.write() as session:
+        rfm.refresh(session, AS_OF)
+    expected = _reference(orders, AS_OF)[customer]
+    panel = client.get(f"/ui/slots/analytical.rfm/{customer}").text
+    assert f"R{expected['r']} F{expected['f']} M{expected['m']}" in panel
+    assert re.search(r'data-field="segment">[^<]+<', panel)

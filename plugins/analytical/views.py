@@ -1,0 +1,47 @@
+"""The analytical module's panel on the customer 360 page: the latest RFM scores and segment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from core.i18n import N_
+from core.ui import Slot
+
+SEGMENT_LABELS = {
+    "champions": N_("Champions"),
+    "loyal": N_("Loyal"),
+    "potential_loyalists": N_("Potential loyalists"),
+    "new": N_("New customers"),
+    "promising": N_("Promising"),
+    "need_attention": N_("Need attention"),
+    "about_to_sleep": N_("About to sleep"),
+    "at_risk": N_("At risk"),
+    "cant_lose": N_("Can't lose"),
+    "hibernating": N_("Hibernating"),
+}
+
+
+def _rfm_slot(ctx: Any, customer_id: int) -> str:
+    from plugins.analytical import rfm
+    from plugins.analytical.models import RfmScore
+
+    run = rfm.latest_run(ctx.session)
+    score = None
+    if run is not None:
+        score = ctx.session.scalars(
+            select(RfmScore).where(RfmScore.run_id == run.id, RfmScore.customer_id == customer_id)
+        ).first()
+    return ctx.render(
+        "analytical/rfm_slot.html",
+        run=run,
+        score=score,
+        label=SEGMENT_LABELS.get(score.segment, score.segment) if score else None,
+        currency=ctx.crm.settings.default_currency,
+    )
+
+
+def slots() -> list[Slot]:
+    """The module's customer 360 panels."""
+    return [Slot("analytical.rfm", N_("RFM segment"), _rfm_slot, "customer:read", order=12)]
