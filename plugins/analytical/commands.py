@@ -8,6 +8,7 @@ import datetime as dt
 import click
 
 from core.commands import open_crm, print_json, print_table
+from plugins.analytical.clv_cli import clv_group
 
 
 @click.group()
@@ -99,6 +100,9 @@ def rfm(as_of: str | None, out: str | None, fmt: str) -> None:
         click.echo(f"{run.rows} customers scored as of {day}")
 
 
+analytics.add_command(clv_group)
+
+
 def commands() -> list[click.Command]:
-    """The command groups of the analytical module."""
+    """The command groups of the analytical module (``analytics rfm``, ``analytics clv``)."""
     return [analytics]
