@@ -473,14 +473,26 @@ def update_mailing(
     """Change a draft; send the ``version`` you read. Scheduled mailings are 409."""
     mailing = _mailing(session, crm, principal, mailing_id)
     values = body.model_dump(exclude={"version"}, exclude_unset=True)
+    return _change_draft(session, crm, principal, mailing, values, body.version)
+
+
+def _change_draft(
+    session: Session,
+    crm: Crm,
+    principal: Principal,
+    mailing: Any,
+    values: dict[str, Any],
+    version: int,
+) -> Any:
+    """Apply ``values`` to a draft read at ``version``: 422, 409, or the changed mailing."""
     try:
-        mailings.update_mailing(session, mailing, values, body.version)
+        mailings.update_mailing(session, mailing, values, version)
     except mailings.Invalid as exc:
         raise _invalid(exc.errors) from None
     except mailings.Conflict as exc:
         raise _conflict(str(exc)) from None
     except (mailings.StaleVersion, StaleDataError):
-        return _stale_mailing(crm, principal, mailing_id)
+        return _stale_mailing(crm, principal, mailing.id)
     return _mailing_out(session, mailing)
 
 
@@ -505,14 +517,9 @@ def upload_audience(
         raise _invalid({"file": f"larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"})
     try:
         audience = mailings.parse_audience_csv(data)
-        mailings.update_mailing(session, mailing, {"audience": audience}, version)
     except mailings.Invalid as exc:
         raise _invalid(exc.errors) from None
-    except mailings.Conflict as exc:
-        raise _conflict(str(exc)) from None
-    except (mailings.StaleVersion, StaleDataError):
-        return _stale_mailing(crm, principal, mailing_id)
-    return _mailing_out(session, mailing)
+    return _change_draft(session, crm, principal, mailing, {"audience": audience}, version)
 
 
 @router.post(
