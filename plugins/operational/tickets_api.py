@@ -249,7 +249,7 @@ def _stale(session: Session, ticket: Ticket) -> JSONResponse:
     )
 
 
-def _reloaded_stale(session: Session, crm: Crm, principal: Principal, ticket_id: int) -> Any:
+def _reloaded_stale(crm: Crm, principal: Principal, ticket_id: int) -> Any:
     """After a concurrent commit beat ours: answer 409 with the current ticket.
 
     The failed flush ended the request's transaction, so the current ticket is read afresh.
@@ -390,7 +390,7 @@ def update_ticket(
     except tickets.TicketError as exc:
         raise _invalid(exc.field, str(exc)) from None
     except StaleDataError:
-        return _reloaded_stale(session, crm, principal, ticket_id)
+        return _reloaded_stale(crm, principal, ticket_id)
     return _one(session, ticket)
 
 
@@ -424,7 +424,7 @@ def respond_to_ticket(
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         raise _invalid(exc.field, str(exc)) from None
     except StaleDataError:
-        return _reloaded_stale(session, crm, principal, ticket_id)
+        return _reloaded_stale(crm, principal, ticket_id)
     return RespondOut(
         ticket=_one(session, ticket),
         interaction=InteractionOut(**interactions.as_dict(interaction)),
@@ -455,7 +455,7 @@ def resolve_ticket(
     except tickets.TicketError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except StaleDataError:
-        return _reloaded_stale(session, crm, principal, ticket_id)
+        return _reloaded_stale(crm, principal, ticket_id)
     response.headers["Cache-Control"] = "no-store"
     return ResolvedOut(
         ticket=_one(session, ticket),

@@ -178,10 +178,6 @@ def audit_export(crm: Any, request: Request, resource: Resource, params: dict[st
         )
 
 
-def _form_fields(request: Request, resource: Resource) -> Any:
-    return _view(request, resource, "form")
-
-
 def _render_form(
     ctx: UIContext,
     resource: Resource,
@@ -190,7 +186,7 @@ def _render_form(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    view = _form_fields(ctx.request, resource)
+    view = _view(ctx.request, resource, "form")
     session = ctx.session
     shown = []
     for item in view.fields:
@@ -290,7 +286,7 @@ def _save(
 ) -> HTMLResponse:
     resource = _resource(request, name)
     _need(principal, resource.permission("create" if record_id is None else "update"))
-    view = _form_fields(request, resource)
+    view = _view(request, resource, "form")
     crm = request.app.state.crm
     version = int(form["version"]) if form.get("version", "").isdigit() else None
     try:
