@@ -12,7 +12,7 @@ import sys
 import click
 
 from core import __version__
-from core.commands import check, customers, db, get_crm, modules, setup, users
+from core.commands import check, customers, db, get_crm, modules, settings, setup, users
 from core.errors import CrmError
 
 CORE_COMMANDS: dict[str, click.Command] = {
@@ -26,6 +26,7 @@ CORE_COMMANDS: dict[str, click.Command] = {
     "roles": users.roles,
     "customers": customers.customers,
     "demo": customers.demo,
+    "settings": settings.settings,
 }
 
 

@@ -203,6 +203,16 @@ def register_commands(cli):
     """
 
 
+@hookspec
+def module_settings():
+    """Settings this module reads, as :class:`core.settings.ModuleSetting` items.
+
+    Admins set them in the ``[module]`` table of ``crm.toml`` or as ``CRM_<MODULE>_<NAME>``;
+    read them with ``crm.module_settings("module")``, which validates them and fills in the
+    defaults. ``crm settings`` lists them with their effective values.
+    """
+
+
 # --- Pre-deployment checklist -----------------------------------------------------------------
 
 

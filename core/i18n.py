@@ -132,6 +132,17 @@ def format_number(value: int | float | Decimal | None, language: str) -> str:
     return native_digits(text, language)
 
 
+def format_share(value: float | Decimal | None, language: str, decimals: int = 1) -> str:
+    """A share (0.256) as a percentage for the locale (25.6 %, Persian digits in Persian)."""
+    if value is None:
+        return ""
+    from babel.numbers import format_percent
+
+    pattern = "#,##0" + ("." + "0" * decimals if decimals else "") + "%"
+    text = format_percent(value, pattern, locale=_locale(language), numbering_system="default")
+    return native_digits(text, language)
+
+
 def format_money(minor: int | None, currency: str, language: str) -> str:
     """An amount in minor units (đồng, cents) for the locale: VND has no decimals."""
     if minor is None:

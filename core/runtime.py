@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from core.plugins import CORE, HookResult, PluginRegistry
-from core.settings import Settings, load_settings
+from core.settings import ModuleSetting, Settings, load_settings, module_settings
 
 if TYPE_CHECKING:
     from core.db import Database
@@ -32,6 +32,7 @@ class Crm:
         self._registry = registry
         self._db = database
         self._enabled: list[str] | None = None
+        self._module_settings: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def from_env(cls) -> Crm:
@@ -76,6 +77,23 @@ class Crm:
     def refresh(self) -> None:
         """Forget cached module states (after enabling or disabling modules)."""
         self._enabled = None
+
+    def declared_settings(self, module: str) -> list[ModuleSetting]:
+        """The settings ``module`` declares (``module_settings`` hook)."""
+        declared: list[ModuleSetting] = []
+        for result in self.registry.collect("module_settings", [module]):
+            if result.error is not None:
+                raise result.error
+            declared.extend(result.value or ())
+        return declared
+
+    def module_settings(self, module: str) -> dict[str, Any]:
+        """``module``'s settings, validated, defaults filled in; raises ``SettingsError``."""
+        if module not in self._module_settings:
+            self._module_settings[module] = module_settings(
+                self.settings, module, self.declared_settings(module)
+            )
+        return self._module_settings[module]
 
     # --- hooks --------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ DEFAULT_DATABASE_FILE = "crm.db"
 _URL_RE = re.compile(r"^(sqlite|sqlite\+pysqlite|postgresql|postgresql\+psycopg)://", re.I)
 
 
-def _bool(name: str, value: object) -> bool:
+def boolean(name: str, value: object) -> bool:
+    """``value`` as a boolean (true/false, yes/no, on/off, 1/0); ``name`` names it in errors."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -38,14 +39,34 @@ def _names(name: str, value: object) -> tuple[str, ...]:
     return tuple(str(item).strip() for item in items if str(item).strip())
 
 
-def _positive_int(name: str, value: object) -> int:
+def whole_number(name: str, value: object, minimum: int = 0, maximum: int | None = None) -> int:
+    """``value`` as an integer between ``minimum`` and ``maximum``; ``name`` names it in errors."""
+    if isinstance(value, bool):
+        raise SettingsError(f"{name}: expected a whole number, got {value!r}")
     try:
-        number = int(str(value))
+        number = int(str(value).strip())
     except ValueError:
         raise SettingsError(f"{name}: expected a whole number, got {value!r}") from None
-    if number <= 0:
-        raise SettingsError(f"{name}: must be greater than 0, got {number}")
+    if number < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise SettingsError(f"{name}: must be at most {maximum}, got {number}")
     return number
+
+
+def positive_int(name: str, value: object) -> int:
+    """``value`` as an integer greater than 0."""
+    return whole_number(name, value, minimum=1)
+
+
+def non_negative_int(name: str, value: object) -> int:
+    """``value`` as an integer of 0 or more (amounts in minor units, counts)."""
+    return whole_number(name, value, minimum=0)
+
+
+def percent(name: str, value: object) -> int:
+    """``value`` as a whole percentage from 0 to 100."""
+    return whole_number(name, value, minimum=0, maximum=100)
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,9 @@ class Settings:
     backup_max_age_hours: int = 24
     public_api_docs: bool = True
     config_file: str | None = None
+    #: ``[module]`` tables of ``crm.toml`` and ``CRM_*`` variables the core does not know:
+    #: module settings, validated by :func:`module_settings` against the modules' declarations.
+    module_sources: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -160,11 +184,11 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "mail_from": lambda name, value: str(value).strip(),
     "public_url": _validate_public_url,
     "load_plugins": _names,
-    "strict_plugins": _bool,
+    "strict_plugins": boolean,
     "silenced_checks": _names,
     "backup_dir": lambda name, value: str(value),
-    "backup_max_age_hours": _positive_int,
-    "public_api_docs": _bool,
+    "backup_max_age_hours": positive_int,
+    "public_api_docs": boolean,
 }
 
 
@@ -179,7 +203,9 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
             file_values = tomllib.loads(config_path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"{config_path}: not valid TOML: {exc}") from None
-        unknown = set(file_values) - set(_PARSERS)
+        unknown = {
+            k for k, v in file_values.items() if k not in _PARSERS and not isinstance(v, dict)
+        }
         if unknown:
             raise SettingsError(f"{config_path}: unknown setting(s) {', '.join(sorted(unknown))}")
     elif env.get("CRM_CONFIG"):
@@ -196,4 +222,59 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         values["database_url"] = f"sqlite:///{base / DEFAULT_DATABASE_FILE}"
     values["config_file"] = str(config_path) if config_path.exists() else None
     known = {f.name for f in fields(Settings)}
-    return Settings(**{k: v for k, v in values.items() if k in known})
+    settings = Settings(**{k: v for k, v in values.items() if k in known})
+    sections = {k: v for k, v in file_values.items() if isinstance(v, dict)}
+    extra_env = {
+        k: v for k, v in env.items() if k.startswith("CRM_") and k[4:].lower() not in _PARSERS
+    }
+    object.__setattr__(
+        settings, "module_sources", {"file": config_path.name, "tables": sections, "env": extra_env}
+    )
+    return settings
+
+
+@dataclass(frozen=True)
+class ModuleSetting:
+    """A setting a module declares through the ``module_settings`` hook.
+
+    It is read from the environment variable ``CRM_<MODULE>_<NAME>`` or from the key ``name``
+    of the ``[module]`` table of ``crm.toml``, and checked by ``parse(label, raw)`` (one of
+    :func:`boolean`, :func:`whole_number`, :func:`positive_int`, :func:`non_negative_int`,
+    :func:`percent`, or your own raising :class:`SettingsError`).
+    """
+
+    name: str
+    default: Any
+    parse: Callable[[str, Any], Any]
+    help: str
+
+
+def module_settings(
+    settings: Settings, module: str, declared: list[ModuleSetting]
+) -> dict[str, Any]:
+    """The values of ``module``'s ``declared`` settings: environment, then file, then default.
+
+    Raises :class:`SettingsError` naming the setting when a value is invalid, or when the
+    module's ``crm.toml`` table holds a key the module does not declare.
+    """
+    sources = settings.module_sources or {}
+    table = dict((sources.get("tables") or {}).get(module, {}))
+    env = sources.get("env") or {}
+    file_name = sources.get("file", "crm.toml")
+    names = {item.name for item in declared}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise SettingsError(
+            f"{file_name}: [{module}] has unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(names)) or 'none'}"
+        )
+    values: dict[str, Any] = {}
+    for item in declared:
+        env_name = f"CRM_{module.upper()}_{item.name.upper()}"
+        if env_name in env:
+            values[item.name] = item.parse(env_name, env[env_name])
+        elif item.name in table:
+            values[item.name] = item.parse(f"{file_name}: [{module}] {item.name}", table[item.name])
+        else:
+            values[item.name] = item.default
+    return values

@@ -2,7 +2,9 @@
 
 It reads the operational module's orders (``depends: operational``). Heavy computations run in
 SQL where the database can do them and are stored as snapshots with their as-of date. So far:
-RFM segmentation (``crm analytics rfm``) and customer lifetime value.
+RFM segments, the four customer classes, lifetime value, profitability and value tiers,
+cohorts and churn risk, forecasts, saved segments and campaigns with control groups, KPIs.
+``crm analytics refresh`` recomputes every snapshot; pages live under ``/analytical/``.
 """
 
 from pathlib import Path
@@ -40,6 +42,45 @@ def own_models():
     return list(ALL_MODELS)
 
 
+@hookimpl(specname="permissions")
+def own_permissions():
+    """Who may see analytics and build segments and campaigns."""
+    from plugins.analytical.permissions import declarations
+
+    return declarations()
+
+
+@hookimpl(specname="module_settings")
+def own_settings():
+    """Cost-to-serve rates, class rules, tiers, churn thresholds, campaign defaults."""
+    from plugins.analytical.config import DECLARATIONS
+
+    return list(DECLARATIONS)
+
+
+@hookimpl
+def web_routers(crm):
+    """The analytics pages under ``/analytical/``."""
+    from plugins.analytical.pages import routers
+
+    return routers()
+
+
+@hookimpl
+def static_dirs():
+    """The analytics pages' stylesheet."""
+    return [Path(__file__).parent / "static"]
+
+
+@hookimpl
+def menu_items(crm):
+    """Analytics in the main menu."""
+    from core.i18n import N_
+    from core.ui import MenuItem
+
+    return [MenuItem(N_("Analytics"), "/analytical/", "analytical.insight:read", order=60)]
+
+
 @hookimpl
 def register_commands(cli):
     """``crm analytics``."""
@@ -51,7 +92,7 @@ def register_commands(cli):
 
 @hookimpl
 def customer_slots(crm):
-    """The customer's latest RFM scores and segment."""
+    """The customer's latest snapshots: RFM segment, class, value, churn risk."""
     from plugins.analytical.views import slots
 
     return slots()
@@ -61,3 +102,22 @@ def customer_slots(crm):
 def template_dirs():
     """Templates, found as ``analytical/<name>``."""
     return [Path(__file__).parent / "templates"]
+
+
+@hookimpl
+def customer_merged(crm, session, survivor, merged):
+    """Drop the merged customer's snapshot rows (the next refresh scores the survivor with both
+    histories) and its campaign memberships where the survivor is already a member."""
+    from sqlalchemy import delete, select
+
+    from plugins.analytical.models import ALL_MODELS, CampaignMember
+
+    for model in ALL_MODELS:
+        if hasattr(model, "run_id"):
+            session.execute(delete(model).where(model.customer_id == merged.id))
+    shared = select(CampaignMember.campaign_id).where(CampaignMember.customer_id == survivor.id)
+    session.execute(
+        delete(CampaignMember).where(
+            CampaignMember.customer_id == merged.id, CampaignMember.campaign_id.in_(shared)
+        )
+    )

@@ -9,6 +9,7 @@ import click
 
 from core.commands import open_crm, print_json, print_table
 from plugins.analytical.clv_cli import clv_group
+from plugins.analytical.refresh import step_names
 
 
 @click.group()
@@ -98,6 +99,61 @@ def rfm(as_of: str | None, out: str | None, fmt: str) -> None:
     else:
         print_table(["segment", "customers"], [[k, v] for k, v in ordered.items()])
         click.echo(f"{run.rows} customers scored as of {day}")
+
+
+@analytics.command()
+@click.option(
+    "--as-of", "as_of", default=None, help="Compute as of this date (default: today, UTC)."
+)
+@click.option(
+    "--only",
+    multiple=True,
+    help="Only this step (repeatable): "
+    + ", ".join(["rfm", "clv", "classes", "profit", "behaviour", "forecast", "kpi"]),
+)
+def refresh(as_of: str | None, only: tuple[str, ...]) -> None:
+    """Recompute every analytics snapshot (RFM, lifetime value, classes, profitability,
+    behaviour, forecasts, KPIs) as of one date, with a progress bar.
+
+    Each step is stored when it finishes; if one fails the command stops with its name and
+    exit status 1, and the snapshots stored before it stay. Run it nightly (cron or a timer).
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from plugins.analytical.refresh import STEPS, run_steps
+
+    day = _date(as_of)
+    unknown = sorted(set(only) - set(step_names()))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown step(s) {', '.join(unknown)}; known: {', '.join(step_names())}",
+            param_hint="--only",
+        )
+    crm = open_crm()
+    chosen = [step for step in STEPS if not only or step.name in only]
+    done = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as progress:
+        task = progress.add_task(f"analytics as of {day}", total=len(chosen))
+        steps = run_steps(crm, day, list(only) or None)
+        for step in chosen:
+            progress.update(task, description=f"{step.label}")
+            try:
+                result = next(steps)
+            except Exception as exc:
+                raise click.ClickException(f"step {step.name} failed: {exc}") from exc
+            done.append(result)
+            progress.advance(task)
+    print_table(
+        ["step", "rows", "seconds"],
+        [[d.step.name, d.rows, f"{d.seconds:.2f}"] for d in done],
+        title=f"Analytics refreshed as of {day}",
+    )
 
 
 analytics.add_command(clv_group)

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Date, Integer, and_, cast, delete, func, literal, select
+from sqlalchemy import Date, Integer, and_, cast, func, literal, select
 from sqlalchemy.orm import Session
 
+from plugins.analytical import snapshots
 from plugins.analytical.models import RfmScore, Run
+from plugins.analytical.snapshots import insert_rows, replace_run
+
+if TYPE_CHECKING:
+    from core.runtime import Crm
 
 #: (segment, recency scores, frequency scores), from the issue's exact rules.
 SEGMENTS = (
@@ -107,36 +112,35 @@ def refresh(session: Session, as_of: dt.date) -> tuple[Run, Counter]:
     """Compute RFM as of ``as_of`` and store it as the run of that date (replacing an older
     run of the same date); returns the run and the segment counts."""
     rows = compute(session, as_of)
-    older = select(Run.id).where(Run.kind == "rfm", Run.as_of == as_of)
-    session.execute(delete(RfmScore).where(RfmScore.run_id.in_(older)))
-    session.execute(delete(Run).where(Run.kind == "rfm", Run.as_of == as_of))
-    run = Run(kind="rfm", as_of=as_of, params={"scores": "ntile5", "ties": "customer_id"})
-    run.rows = len(rows)
-    session.add(run)
-    session.flush()
-    if rows:
-        session.execute(
-            RfmScore.__table__.insert(),
-            [
-                {
-                    "run_id": run.id,
-                    "customer_id": r["customer_id"],
-                    "recency_days": r["recency_days"],
-                    "frequency": r["frequency"],
-                    "monetary_minor": r["monetary"],
-                    "r": r["r"],
-                    "f": r["f"],
-                    "m": r["m"],
-                    "segment": r["segment"],
-                }
-                for r in rows
-            ],
-        )
-    return run, Counter(r["segment"] for r in rows)
+    run = replace_run(session, "rfm", as_of, {"scores": "ntile5", "ties": "customer_id"})
+    counts = Counter(r["segment"] for r in rows)
+    run.rows = insert_rows(
+        session,
+        RfmScore.__table__,
+        (
+            {
+                "run_id": run.id,
+                "customer_id": r["customer_id"],
+                "recency_days": r["recency_days"],
+                "frequency": r["frequency"],
+                "monetary_minor": r["monetary"],
+                "r": r["r"],
+                "f": r["f"],
+                "m": r["m"],
+                "segment": r["segment"],
+            }
+            for r in rows
+        ),
+    )
+    run.summary = {"segments": {name: counts.get(name, 0) for name, *_ in SEGMENTS}}
+    return run, counts
+
+
+def refresh_step(crm: Crm, session: Session, as_of: dt.date) -> Run:
+    """The RFM step of ``crm analytics refresh``."""
+    return refresh(session, as_of)[0]
 
 
 def latest_run(session: Session) -> Run | None:
     """The newest RFM snapshot."""
-    return session.scalars(
-        select(Run).where(Run.kind == "rfm").order_by(Run.as_of.desc(), Run.id.desc()).limit(1)
-    ).first()
+    return snapshots.latest_run(session, "rfm")

@@ -61,3 +61,46 @@ def test_unknown_key_and_bad_toml_are_reported(tmp_path):
 def test_missing_config_file_named_by_crm_config(tmp_path):
     with pytest.raises(SettingsError, match="CRM_CONFIG"):
         load_settings(environ={"CRM_CONFIG": str(tmp_path / "nope.toml")}, cwd=tmp_path)
+
+
+def _declared():
+    from core.settings import ModuleSetting, non_negative_int, percent
+
+    return [
+        ModuleSetting("cost_per_ticket", 50_000, non_negative_int, "cost of a ticket"),
+        ModuleSetting("control_percent", 10, percent, "control share"),
+    ]
+
+
+def test_module_settings_come_from_env_then_file_then_default(tmp_path):
+    from core.settings import module_settings
+
+    (tmp_path / "crm.toml").write_text("[analytical]\ncost_per_ticket = 70000\n", encoding="utf-8")
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert module_settings(settings, "analytical", _declared()) == {
+        "cost_per_ticket": 70_000,
+        "control_percent": 10,
+    }
+    settings = load_settings(environ={"CRM_ANALYTICAL_COST_PER_TICKET": "1"}, cwd=tmp_path)
+    assert module_settings(settings, "analytical", _declared())["cost_per_ticket"] == 1
+
+
+def test_bad_module_settings_name_the_setting(tmp_path):
+    from core.errors import SettingsError
+    from core.settings import module_settings
+
+    (tmp_path / "crm.toml").write_text(
+        "[analytical]\ncontrol_percent = 140\ncost_per_tiket = 1\n", encoding="utf-8"
+    )
+    settings = load_settings(environ={}, cwd=tmp_path)
+    with pytest.raises(
+        SettingsError, match=r"\[analytical\] has unknown setting\(s\) cost_per_tiket"
+    ):
+        module_settings(settings, "analytical", _declared())
+    (tmp_path / "crm.toml").write_text("[analytical]\ncontrol_percent = 140\n", encoding="utf-8")
+    settings = load_settings(environ={}, cwd=tmp_path)
+    with pytest.raises(SettingsError, match=r"control_percent: must be at most 100, got 140"):
+        module_settings(settings, "analytical", _declared())
+    settings = load_settings(environ={"CRM_ANALYTICAL_CONTROL_PERCENT": "ten"}, cwd=tmp_path)
+    with pytest.raises(SettingsError, match="CRM_ANALYTICAL_CONTROL_PERCENT: expected a whole"):
+        module_settings(settings, "analytical", _declared())

@@ -39,9 +39,18 @@
         type: canvas.getAttribute("data-chart-type") || "bar",
         data: {
           labels: data.labels,
-          datasets: data.series.map(function (s) { return { label: s.label, data: s.data }; })
+          // a series may set its own type (a line of actuals over forecast bars) and y axis
+          datasets: data.series.map(function (s) {
+            var set = { label: s.label, data: s.data };
+            if (s.type) { set.type = s.type; }
+            if (s.axis) { set.yAxisID = s.axis; }
+            return set;
+          })
         },
-        options: { responsive: true, animation: false, locale: document.documentElement.lang }
+        options: {
+          responsive: true, animation: false, locale: document.documentElement.lang,
+          scales: data.percent ? { y: { min: 0, max: 100 } } : undefined
+        }
       });
     });
   }

@@ -70,6 +70,7 @@ def build_environment(
     env.filters["number"] = lambda v: i18n.format_number(v, language())
     env.filters["money"] = lambda v, currency="VND": i18n.format_money(v, currency, language())
     env.filters["datetime"] = lambda v: i18n.format_datetime(v, language(), timezone)
+    env.filters["share"] = lambda v, decimals=1: i18n.format_share(v, language(), decimals)
     env.filters["digits"] = lambda v: i18n.native_digits(str(v), language())
     env.globals["LANGUAGES"] = i18n.LANGUAGES
     env.globals["tr"] = translator.translate
