@@ -76,6 +76,7 @@ def routers() -> list[APIRouter]:
         behaviour_pages,
         campaign_pages,
         clv_pages,
+        forecast_pages,
         kpi_pages,
         rfm_pages,
         value_pages,
@@ -87,6 +88,7 @@ def routers() -> list[APIRouter]:
         clv_pages.router,
         value_pages.router,
         behaviour_pages.router,
+        forecast_pages.router,
         campaign_pages.router,
         kpi_pages.router,
     ]
