@@ -14,7 +14,7 @@ fi
 $CRM init --admin-email admin@example.com --admin-password "$(cat "$PASSWORD_FILE")"
 $CRM modules enable --all
 $CRM demo
-$CRM analytics rfm >/dev/null
+$CRM analytics refresh
 echo
 echo "Open http://127.0.0.1:${PORT:-8000}/ and sign in as admin@example.com with password $(cat "$PASSWORD_FILE")"
 echo "(API docs: http://127.0.0.1:${PORT:-8000}/docs — change the password with: $CRM users set-password admin@example.com)"

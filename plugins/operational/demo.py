@@ -34,6 +34,23 @@ PRODUCTS = (
     ("ZAFARAN", "زعفران (Saffron) 1g", "Thực phẩm", 260_000, None),
 )
 TICKETS = 40
+#: About 30 months of orders: enough for cohorts, seasonality and a lifetime-value holdout.
+HISTORY_DAYS = 900
+#: Relative sales by month: Tết (January, February) and the year end sell most.
+SEASON = {
+    1: 1.8,
+    2: 1.5,
+    3: 0.8,
+    4: 0.8,
+    5: 0.9,
+    6: 0.9,
+    7: 0.9,
+    8: 1.0,
+    9: 1.0,
+    10: 1.1,
+    11: 1.3,
+    12: 1.6,
+}
 CHANNELS = ("shop", "website", "zalo", "facebook", "phone")
 STAGES = ("new", "qualified", "proposal", "negotiation", "won", "lost")
 TICKET_SUBJECTS = (
@@ -116,9 +133,11 @@ def _orders(
     sellers = [u.id for e, u in staff.items() if e.startswith("sales")] or [None]
     count = lines = 0
     for customer_id in customers:
-        for _ in range(rng.choice((0, 1, 1, 2, 3, 5, 8))):
+        joined = rng.randint(20, HISTORY_DAYS)  # customers arrive over time: monthly cohorts
+        orders = rng.choice((0, 1, 1, 2, 3, 5, 8)) + (rng.choice((0, 1, 3)) if joined > 365 else 0)
+        for _ in range(orders):
             count += 1
-            placed = now - dt.timedelta(days=rng.randint(0, 364), minutes=rng.randint(0, 1439))
+            placed = _order_time(rng, now, joined)
             picked = rng.sample(catalogue, rng.randint(1, 4))
             # products bought together, so the smart-selling module finds real patterns
             if products["CF-500"] in picked and rng.random() < 0.6:
@@ -157,6 +176,15 @@ def _orders(
             order.total_minor, order.cost_minor = total, cost
     session.flush()
     return count, lines
+
+
+def _order_time(rng: random.Random, now: dt.datetime, joined_days: int) -> dt.datetime:
+    """A time within the customer's ``joined_days``, months weighted by :data:`SEASON`."""
+    peak = max(SEASON.values())
+    while True:
+        placed = now - dt.timedelta(days=rng.randint(0, joined_days), minutes=rng.randint(0, 1439))
+        if rng.random() * peak < SEASON[placed.month]:
+            return placed
 
 
 def _pipeline(session, rng: random.Random, customers: list[int], staff: dict) -> int:
