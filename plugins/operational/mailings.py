@@ -50,7 +50,7 @@ from core import audit, records
 from core.customers import identify, listing
 from core.customers.models import KINDS, Customer, CustomerIdentity
 from core.db import utcnow
-from core.errors import CrmError
+from core.errors import Conflict, CrmError, Invalid, StaleVersion
 from core.normalize import IdentityError, normalise_email
 from plugins.operational import interactions
 from plugins.operational.mailer import DeliveryError, Mailer
@@ -102,26 +102,6 @@ _SAMPLE = {
     "tags": ["vip"],
     "unsubscribe_url": "https://crm.example.com/operational/unsubscribe/sample",
 }
-
-
-class Invalid(ValueError):
-    """Input that fails validation; ``errors`` maps each bad field to what is wrong."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
-
-
-class Conflict(Exception):
-    """The request clashes with the current state (a taken name, a mailing already sending)."""
-
-
-class StaleVersion(Exception):
-    """The client changed a record from a version that is no longer current."""
-
-    def __init__(self, record: MailTemplate | Mailing) -> None:
-        super().__init__(f"{type(record).__name__} {record.id} is at version {record.version}")
-        self.record = record
 
 
 class MailingError(CrmError):

@@ -21,12 +21,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from core import records
 from core.customers.models import Customer
 from core.runtime import Crm
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.problems import conflict, guarded, invalid, stale
 from plugins.operational import mailings
 from plugins.operational.models import Mailing, MailingRecipient, MailTemplate
 
@@ -212,13 +212,6 @@ class ReplyOut(BaseModel):
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _invalid(errors: dict[str, str], where: str = "body") -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        [{"loc": [where, name], "msg": msg, "type": "value_error"} for name, msg in errors.items()],
-    )
-
-
 def _encode(last_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps([last_id]).encode()).decode().rstrip("=")
 
@@ -232,7 +225,7 @@ def _after(cursor: str | None) -> int | None:
     except (ValueError, UnicodeDecodeError):
         value = None
     if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], int):
-        raise _invalid({"cursor": "cursor is not valid"}, "query")
+        raise invalid({"cursor": "cursor is not valid"}, "query")
     return value[0]
 
 
@@ -245,21 +238,6 @@ def _page(session: Session, query: Any, column: Any, limit: int, cursor: str | N
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (_encode(rows[-1].id) if more and rows else None)
-
-
-def _stale(what: str, record_id: int, current: BaseModel) -> JSONResponse:
-    return JSONResponse(
-        {
-            "detail": f"{what} {record_id} was changed by someone else; "
-            "review the current values and try again",
-            "current": current.model_dump(mode="json"),
-        },
-        status_code=status.HTTP_409_CONFLICT,
-    )
-
-
-def _conflict(message: str) -> HTTPException:
-    return HTTPException(status.HTTP_409_CONFLICT, message)
 
 
 def _template(session: Session, template_id: int) -> MailTemplate:
@@ -303,7 +281,7 @@ def _current_mailing(crm: Crm, principal: Principal, mailing_id: int) -> Mailing
 
 
 def _stale_mailing(crm: Crm, principal: Principal, mailing_id: int) -> JSONResponse:
-    return _stale("mailing", mailing_id, _current_mailing(crm, principal, mailing_id))
+    return stale("mailing", mailing_id, _current_mailing(crm, principal, mailing_id))
 
 
 # --- templates ----------------------------------------------------------------------------------
@@ -340,9 +318,9 @@ def create_template(
     try:
         template = mailings.create_template(session, body.name, body.subject, body.body)
     except mailings.Invalid as exc:
-        raise _invalid(exc.errors) from None
+        raise invalid(exc.errors) from None
     except (mailings.Conflict, IntegrityError) as exc:
-        raise _conflict(str(exc) if isinstance(exc, mailings.Conflict) else "name taken") from None
+        raise conflict(str(exc) if isinstance(exc, mailings.Conflict) else "name taken") from None
     return _template_out(template)
 
 
@@ -371,16 +349,16 @@ def update_template(
     """Change a template; send the ``version`` you read. A stale version gets 409."""
     template = _template(session, template_id)
     values = body.model_dump(exclude={"version"}, exclude_unset=True, exclude_none=True)
-    try:
+
+    def change() -> TemplateOut:
         mailings.update_template(session, template, values, body.version)
-    except mailings.Invalid as exc:
-        raise _invalid(exc.errors) from None
-    except mailings.Conflict as exc:
-        raise _conflict(str(exc)) from None
-    except (mailings.StaleVersion, StaleDataError):
-        with crm.db.session() as current:
-            return _stale("template", template_id, _template_out(_template(current, template_id)))
-    return _template_out(template)
+        return _template_out(template)
+
+    def current() -> JSONResponse:
+        with crm.db.session() as fresh:
+            return stale("template", template_id, _template_out(_template(fresh, template_id)))
+
+    return guarded(change, current)
 
 
 @router.post("/mail-templates/{template_id}/preview", response_model=PreviewOut)
@@ -401,7 +379,7 @@ async def preview_template(
     try:
         return PreviewOut(**mailings.preview(session, crm, template, customer))
     except mailings.Invalid as exc:
-        raise _invalid(exc.errors) from None
+        raise invalid(exc.errors) from None
 
 
 # --- mailings -----------------------------------------------------------------------------------
@@ -443,7 +421,7 @@ def create_mailing(
             session, body.model_dump(exclude_unset=True), principal.user.id
         )
     except mailings.Invalid as exc:
-        raise _invalid(exc.errors) from None
+        raise invalid(exc.errors) from None
     return _mailing_out(session, mailing)
 
 
@@ -485,15 +463,12 @@ def _change_draft(
     version: int,
 ) -> Any:
     """Apply ``values`` to a draft read at ``version``: 422, 409, or the changed mailing."""
-    try:
+
+    def change() -> MailingOut:
         mailings.update_mailing(session, mailing, values, version)
-    except mailings.Invalid as exc:
-        raise _invalid(exc.errors) from None
-    except mailings.Conflict as exc:
-        raise _conflict(str(exc)) from None
-    except (mailings.StaleVersion, StaleDataError):
-        return _stale_mailing(crm, principal, mailing.id)
-    return _mailing_out(session, mailing)
+        return _mailing_out(session, mailing)
+
+    return guarded(change, lambda: _stale_mailing(crm, principal, mailing.id))
 
 
 @router.post(
@@ -514,11 +489,11 @@ def upload_audience(
     mailing = _mailing(session, crm, principal, mailing_id)
     data = file.file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise _invalid({"file": f"larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"})
+        raise invalid({"file": f"larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"})
     try:
         audience = mailings.parse_audience_csv(data)
     except mailings.Invalid as exc:
-        raise _invalid(exc.errors) from None
+        raise invalid(exc.errors) from None
     return _change_draft(session, crm, principal, mailing, {"audience": audience}, version)
 
 
@@ -537,20 +512,17 @@ def schedule_mailing(
     """Resolve the audience (customers the user may see) into queued recipients and schedule
     the mailing; ``crm mailings send-due`` sends it when its time has come."""
     mailing = _mailing(session, crm, principal, mailing_id)
-    try:
+
+    def change() -> ScheduledOut:
         counts = mailings.schedule(
             session, crm, mailing, body.version, body.scheduled_at, principal.user
         )
-    except mailings.Invalid as exc:
-        raise _invalid(exc.errors) from None
-    except mailings.Conflict as exc:
-        raise _conflict(str(exc)) from None
-    except (mailings.StaleVersion, StaleDataError):
-        return _stale_mailing(crm, principal, mailing_id)
-    queued = counts.pop("queued")
-    return ScheduledOut(
-        **_mailing_out(session, mailing).model_dump(), queued=queued, skipped=counts
-    )
+        queued = counts.pop("queued")
+        return ScheduledOut(
+            **_mailing_out(session, mailing).model_dump(), queued=queued, skipped=counts
+        )
+
+    return guarded(change, lambda: _stale_mailing(crm, principal, mailing_id))
 
 
 @router.post(
@@ -567,13 +539,12 @@ def unschedule_mailing(
 ) -> Any:
     """Back to draft before sending started; the queued recipients are dropped."""
     mailing = _mailing(session, crm, principal, mailing_id)
-    try:
+
+    def change() -> MailingOut:
         mailings.unschedule(session, mailing, body.version)
-    except mailings.Conflict as exc:
-        raise _conflict(str(exc)) from None
-    except (mailings.StaleVersion, StaleDataError):
-        return _stale_mailing(crm, principal, mailing_id)
-    return _mailing_out(session, mailing)
+        return _mailing_out(session, mailing)
+
+    return guarded(change, lambda: _stale_mailing(crm, principal, mailing_id))
 
 
 @router.get("/mailings/{mailing_id}/recipients", response_model=RecipientPage)
