@@ -67,6 +67,23 @@ def web_routers(crm):
 
 
 @hookimpl
+def api_routers(crm):
+    """REST endpoints under ``/api/analytical/``: segments and campaigns."""
+    from plugins.analytical import campaigns_api
+
+    return [campaigns_api.router]
+
+
+@hookimpl(optionalhook=True)
+def mailing_segment(crm, session, name):
+    """Audiences ``campaign:<id>`` (a frozen campaign's targets, never its control group) and
+    ``segment:<name>`` (a saved segment now) for operational mailings; ``None`` otherwise."""
+    from plugins.analytical.campaigns import mailing_segment as resolve
+
+    return resolve(crm, session, name)
+
+
+@hookimpl
 def static_dirs():
     """The analytics pages' stylesheet."""
     return [Path(__file__).parent / "static"]
@@ -102,6 +119,30 @@ def customer_slots(crm):
 def template_dirs():
     """Templates, found as ``analytical/<name>``."""
     return [Path(__file__).parent / "templates"]
+
+
+@hookimpl
+def dashboard_widgets(crm):
+    """Revenue and new customers this month, retention, revenue per month, classes."""
+    from plugins.analytical.widgets import widgets
+
+    return widgets()
+
+
+@hookimpl
+def checklist_items(crm):
+    """CLV history, product costs, one currency, segment reviews, fresh snapshots, settings."""
+    from plugins.analytical.checks import items
+
+    return items()
+
+
+@hookimpl
+def extend_views(crm, views):
+    """The customer list's "Class" and "Value tier" filters (latest snapshots)."""
+    from plugins.analytical.value_pages import extend_customer_list
+
+    extend_customer_list(views)
 
 
 @hookimpl

@@ -14,7 +14,7 @@ from plugins.analytical.refresh import step_names
 
 @click.group()
 def analytics() -> None:
-    """Customer analytics: RFM segments, lifetime value."""
+    """Customer analytics: snapshots (refresh), RFM, lifetime value, segments, campaigns."""
 
 
 def _date(value: str | None) -> dt.date:
@@ -157,6 +157,11 @@ def refresh(as_of: str | None, only: tuple[str, ...]) -> None:
 
 
 analytics.add_command(clv_group)
+
+from plugins.analytical.campaigns_cli import campaigns_group, segments_group  # noqa: E402
+
+analytics.add_command(segments_group)
+analytics.add_command(campaigns_group)
 
 
 def commands() -> list[click.Command]:

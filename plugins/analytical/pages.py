@@ -6,14 +6,19 @@ computed. ``/analytical/`` is the overview linking to the others.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core.i18n import N_
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, csrf_check, page, ui_principal
+
+if TYPE_CHECKING:
+    from plugins.analytical.models import Run
 
 READ = "analytical.insight:read"
 
@@ -38,6 +43,24 @@ def require(principal: Principal, permission: str = READ) -> None:
     """Refuse with 403 unless the user holds ``permission``."""
     if not principal.can(permission):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
+
+
+def visible_customers(query: Any, crm: Any, principal: Principal) -> Any:
+    """``query`` (joined to customers) narrowed to the customers the user's record rule shows."""
+    from core.records import customer_condition
+
+    condition = customer_condition(crm, principal.user)
+    return query if condition is None else query.where(condition)
+
+
+def snapshot_row(session: Session, run: Run | None, model: Any, customer_id: int) -> Any:
+    """The customer's row of ``model`` (a per-customer snapshot table) in ``run``; ``None``
+    without a run or a row."""
+    if run is None:
+        return None
+    return session.scalars(
+        select(model).where(model.run_id == run.id, model.customer_id == customer_id)
+    ).first()
 
 
 def analytics_page(ctx: UIContext, template: str, **context: Any) -> HTMLResponse:

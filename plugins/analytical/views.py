@@ -44,4 +44,36 @@ def _rfm_slot(ctx: Any, customer_id: int) -> str:
 
 def slots() -> list[Slot]:
     """The module's customer 360 panels."""
-    return [Slot("analytical.rfm", N_("RFM segment"), _rfm_slot, "customer:read", order=12)]
+    from plugins.analytical import behaviour_pages, clv_pages, value_pages
+
+    return [
+        Slot("analytical.rfm", N_("RFM segment"), _rfm_slot, "customer:read", order=12),
+        Slot(
+            "analytical.churn",
+            N_("Churn risk"),
+            behaviour_pages.churn_slot,
+            "customer:read",
+            order=16,
+        ),
+        Slot(
+            "analytical.clv",
+            N_("Lifetime value"),
+            clv_pages.clv_slot,
+            "analytical.insight:read",
+            order=15,
+        ),
+        Slot(
+            "analytical.class",
+            N_("Customer class"),
+            value_pages.class_slot,
+            "customer:read",
+            order=13,
+        ),
+        Slot(
+            "analytical.value",
+            N_("Value"),
+            value_pages.value_slot,
+            "analytical.insight:read",
+            order=14,
+        ),
+    ]

@@ -197,3 +197,96 @@ def test_the_customer_360_shows_the_latest_segment(an_crm):
     panel = client.get(f"/ui/slots/analytical.rfm/{customer}").text
     assert f"R{expected['r']} F{expected['f']} M{expected['m']}" in panel
     assert re.search(r'data-field="segment">[^<]+<', panel)
+
+
+# --- the stored snapshot against pandas ----------------------------------------------------
+
+#: The issue's segment rules, written out again as pandas queries on the R and F scores.
+ISSUE_RULES = (
+    ("champions", "R == 5 and F >= 4"),
+    ("loyal", "R in (3, 4) and F >= 4"),
+    ("potential_loyalists", "R >= 4 and F in (2, 3)"),
+    ("new", "R == 5 and F == 1"),
+    ("promising", "R == 4 and F == 1"),
+    ("need_attention", "R == 3 and F == 3"),
+    ("about_to_sleep", "R == 3 and F <= 2"),
+    ("at_risk", "R <= 2 and F in (3, 4)"),
+    ("cant_lose", "R <= 2 and F == 5"),
+    ("hibernating", "R <= 2 and F <= 2"),
+)
+
+
+def _quintile(position, n: int):
+    """NTILE(5) of 1-based positions 1..n: sizes n // 5, the first n % 5 one larger."""
+    import numpy as np
+
+    base, extra = divmod(n, 5)
+    boundary = extra * (base + 1)
+    position = np.asarray(position, dtype=np.int64)
+    return np.where(
+        position <= boundary,
+        (position - 1) // (base + 1) + 1,
+        extra + (position - boundary - 1) // max(base, 1) + 1,
+    )
+
+
+def _pandas_reference(orders, as_of: dt.date):
+    """RFM with pandas: ranks with method "first" over customers sorted by id."""
+    import pandas as pd
+
+    frame = pd.DataFrame(orders, columns=["customer_id", "placed_at", "total", "status"])
+    end = pd.Timestamp(as_of + dt.timedelta(days=1), tz="UTC")
+    kept = frame[(frame.placed_at < end) & ~frame.status.isin(["cancelled", "returned"])]
+    per = (
+        kept.groupby("customer_id")
+        .agg(last=("placed_at", "max"), frequency=("total", "size"), monetary=("total", "sum"))
+        .sort_index()
+    )
+    per["recency_days"] = (
+        pd.Timestamp(as_of) - per["last"].dt.tz_localize(None).dt.normalize()
+    ).dt.days
+    n = len(per)
+    per["r"] = _quintile(per["recency_days"].rank(method="first", ascending=False), n)
+    per["f"] = _quintile(per["frequency"].rank(method="first"), n)
+    per["m"] = _quintile(per["monetary"].rank(method="first"), n)
+    per["segment"] = None
+    for name, rule in ISSUE_RULES:
+        matches = per.query(rule.replace("R", "r").replace("F", "f")).index
+        assert per.loc[matches, "segment"].isna().all(), name  # the rules do not overlap
+        per.loc[matches, "segment"] = name
+    return per
+
+
+def test_stored_snapshot_equals_pandas_with_rank_first(an_crm):
+    from sqlalchemy import select
+
+    from plugins.analytical.models import RfmScore
+
+    orders = _generate(an_crm, customers=1_003, seed=17)  # 1,003 is not a multiple of 5
+    expected = _pandas_reference(orders, AS_OF)
+    assert expected.segment.notna().all() and len(expected) % 5 != 0
+    assert expected.frequency.nunique() < 12 and expected.recency_days.nunique() < 10  # ties
+    with an_crm.db.write() as session:
+        run, counts = rfm.refresh(session, AS_OF)
+        stored = {
+            s.customer_id: (s.recency_days, s.frequency, s.monetary_minor, s.r, s.f, s.m, s.segment)
+            for s in session.scalars(select(RfmScore).where(RfmScore.run_id == run.id))
+        }
+        summary, rows = run.summary, run.rows
+    want = {
+        int(cid): (int(x.recency_days), int(x.frequency), int(x.monetary), int(x.r), int(x.f),
+                   int(x.m), x.segment)
+        for cid, x in expected.iterrows()
+    }  # fmt: skip
+    assert stored == want
+    sizes = expected.segment.value_counts().to_dict()
+    assert dict(counts) == sizes and rows == len(expected)
+    assert {k: v for k, v in summary["segments"].items() if v} == sizes
+    grid = expected.groupby(["r", "f"]).size()
+    assert summary["grid"] == [[int(grid.get((r, f), 0)) for f in range(1, 6)] for r in range(1, 6)]
+    champions = expected[expected.segment == "champions"]
+    assert summary["averages"]["champions"] == {
+        "recency_days": round(champions.recency_days.mean(), 1),
+        "frequency": round(champions.frequency.mean(), 2),
+        "monetary_minor": int(champions.monetary.sum()) // len(champions),
+    }
