@@ -15,11 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.customers.models import Customer
-from core.records import customer_condition
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, ui_principal
 from plugins.analytical.models import ClvScore, Run
-from plugins.analytical.pages import analytics_page, new_router, require
+from plugins.analytical.pages import (
+    analytics_page,
+    new_router,
+    require,
+    snapshot_row,
+    visible_customers,
+)
 from plugins.analytical.snapshots import latest_run
 
 router = new_router()
@@ -123,21 +128,14 @@ def top_customers(session: Session, crm: Any, principal: Principal, run: Run | N
         .order_by(ClvScore.clv_minor.desc(), ClvScore.customer_id)
         .limit(TOP)
     )
-    condition = customer_condition(crm, principal.user)
-    if condition is not None:
-        query = query.where(condition)
-    return list(session.execute(query))
+    return list(session.execute(visible_customers(query, crm, principal)))
 
 
 def clv_slot(ctx: Any, customer_id: int) -> str:
     """The customer 360 panel: expected purchases, probability alive and CLV from the latest
     lifetime-value snapshot."""
     run = latest_run(ctx.session, "clv")
-    score = None
-    if run is not None and run.rows:
-        score = ctx.session.scalars(
-            select(ClvScore).where(ClvScore.run_id == run.id, ClvScore.customer_id == customer_id)
-        ).first()
+    score = snapshot_row(ctx.session, run, ClvScore, customer_id) if run and run.rows else None
     return ctx.render(
         "analytical/clv_slot.html",
         run=run,

@@ -15,12 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.customers.models import Customer
-from core.records import customer_condition
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, ui_principal
 from plugins.analytical import rfm
 from plugins.analytical.models import RfmScore, Run
-from plugins.analytical.pages import analytics_page, new_router, require
+from plugins.analytical.pages import analytics_page, new_router, require, visible_customers
 from plugins.analytical.views import SEGMENT_LABELS
 
 router = new_router()
@@ -148,7 +147,4 @@ def top_customers(
         .order_by(RfmScore.monetary_minor.desc(), RfmScore.customer_id)
         .limit(TOP)
     )
-    condition = customer_condition(crm, principal.user)
-    if condition is not None:
-        query = query.where(condition)
-    return list(session.execute(query))
+    return list(session.execute(visible_customers(query, crm, principal)))

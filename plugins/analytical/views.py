@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from core.i18n import N_
 from core.ui import Slot
 
@@ -26,13 +24,10 @@ SEGMENT_LABELS = {
 def _rfm_slot(ctx: Any, customer_id: int) -> str:
     from plugins.analytical import rfm
     from plugins.analytical.models import RfmScore
+    from plugins.analytical.pages import snapshot_row
 
     run = rfm.latest_run(ctx.session)
-    score = None
-    if run is not None:
-        score = ctx.session.scalars(
-            select(RfmScore).where(RfmScore.run_id == run.id, RfmScore.customer_id == customer_id)
-        ).first()
+    score = snapshot_row(ctx.session, run, RfmScore, customer_id)
     return ctx.render(
         "analytical/rfm_slot.html",
         run=run,

@@ -8,12 +8,10 @@ import html
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from core import users
 from core.customers.models import Customer
-from core.web.app import create_app
 from plugins.analytical import clv_snapshot, rfm
 from plugins.analytical.models import ClvScore
 from tests.plugins.analytical.test_clv_snapshot import AS_OF, simulate_orders
@@ -40,19 +38,6 @@ def people(an_crm):
             users.set_team(session, user, team)
             made[email.split("@")[0]] = user.id
     return made
-
-
-@pytest.fixture
-def browser(an_crm):
-    app = create_app(an_crm)
-
-    def make(email: str | None = None, password: str = PASSWORD) -> Browser:
-        client = Browser(TestClient(app, base_url="http://testserver"))
-        if email:
-            assert client.login(email, password).status_code == 303
-        return client
-
-    return make
 
 
 def _admin(browser) -> Browser:
