@@ -5,8 +5,8 @@ As of date D, orders placed up to the end of D (UTC) count, except ``cancelled``
 
 - **Cohort retention.** A customer's cohort is the month of their first purchase. The cell of
   cohort c at offset k is the share of c's customers who made a purchase in month c + k; the
-  cohort size is its customers (offset 0 is always 100 %). Months are keyed ``year * 12 +
-  month`` in SQL on both databases. Offsets run 0..23 at most; cells after D's month are
+  cohort size is its customers (offset 0 is always 100 %). Months are keyed as in
+  ``plugins.analytical.sql`` on both databases. Offsets run 0..23 at most; cells after D's month are
   ``None`` (not observed yet; D's own month is observed only up to D). The last 24 cohorts are
   kept.
 - **Inter-purchase time.** A customer's mean gap is the mean number of days between
@@ -31,22 +31,29 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Date, Integer, and_, cast, func, literal_column, select
+from sqlalchemy import and_, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from core.i18n import N_, Msg
 from plugins.analytical import snapshots
 from plugins.analytical.models import Behaviour, ClvScore, Run
 from plugins.analytical.snapshots import insert_rows, replace_run
+from plugins.analytical.sql import (
+    EPOCH,
+    EXCLUDED_STATUSES,
+    day_number,
+    epoch_day,
+    key_of,
+    month_key,
+    month_label,
+)
 
 if TYPE_CHECKING:
     from core.runtime import Crm
 
 KIND = "behaviour"
-EXCLUDED_STATUSES = ("cancelled", "returned")
 MAX_COHORTS = 24
 MAX_OFFSETS = 24
-EPOCH = dt.date(1970, 1, 1)
 #: Single purchase day: (risk, more days since it than this).
 SINGLE_PURCHASE_DAYS = (("high", 365), ("medium", 180))
 #: Histogram buckets of mean gaps: (label, upper bound in days, inclusive; None = no bound).
@@ -83,38 +90,6 @@ class ChurnRules:
 
 
 # --- SQL -----------------------------------------------------------------------------------
-
-
-def day_number(dialect: str, column: Any) -> Any:
-    """SQL for the UTC calendar day of a timestamp as days since 1970-01-01."""
-    if dialect == "sqlite":  # stored as naive UTC text
-        return cast(func.julianday(func.date(column)) - 2440587.5, Integer)
-    utc = func.timezone(literal_column("'UTC'"), column)
-    return cast(utc, Date) - literal_column("DATE '1970-01-01'")
-
-
-def month_key(dialect: str, column: Any) -> Any:
-    """SQL for ``year * 12 + month`` of a timestamp's UTC calendar day (or of a date)."""
-    if dialect == "sqlite":
-        year = cast(func.strftime("%Y", column), Integer)
-        month = cast(func.strftime("%m", column), Integer)
-    else:
-        if not isinstance(column.type, Date):
-            column = func.timezone(literal_column("'UTC'"), column)
-        year = cast(func.extract("year", column), Integer)
-        month = cast(func.extract("month", column), Integer)
-    return year * 12 + month
-
-
-def key_of(day: dt.date) -> int:
-    """The month key (``year * 12 + month``) of a date."""
-    return day.year * 12 + day.month
-
-
-def month_label(key: int) -> str:
-    """``YYYY-MM`` of a month key."""
-    year, month = divmod(key - 1, 12)
-    return f"{year:04d}-{month + 1:02d}"
 
 
 def _purchases(dialect: str, as_of: dt.date) -> Any:
@@ -299,7 +274,7 @@ def behaviour_rows(
     session: Session, as_of: dt.date, rules: ChurnRules, clv_run_id: int | None
 ) -> list[dict[str, Any]]:
     """One :class:`Behaviour` row (without ``run_id``) per customer with a counted order."""
-    as_of_day = (as_of - EPOCH).days
+    as_of_day = epoch_day(as_of)
     rows = []
     for row in customer_rhythm(session, as_of, clv_run_id):
         first, last, days = int(row.first), int(row.last), int(row.days)

@@ -49,8 +49,8 @@ from core.errors import Conflict, Invalid, StaleVersion
 from plugins.analytical import segments
 from plugins.analytical.config import settings
 from plugins.analytical.models import Campaign, CampaignMember, Segment
-from plugins.analytical.rfm import EXCLUDED_STATUSES
 from plugins.analytical.snapshots import insert_rows
+from plugins.analytical.sql import EXCLUDED_STATUSES
 
 if TYPE_CHECKING:
     from core.auth import SignedIn

@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Date, case, cast, func, literal_column, select
+from sqlalchemy import case, func, select
 
 from core.checks import CheckItem
-from plugins.analytical.rfm import EXCLUDED_STATUSES
+from plugins.analytical.sql import EXCLUDED_STATUSES, day_number
 
 if TYPE_CHECKING:
     from core.runtime import Crm
@@ -28,15 +28,6 @@ def _counted() -> Any:
     return Order.status.not_in(EXCLUDED_STATUSES)
 
 
-def _order_day(dialect: str) -> Any:
-    """SQL for the UTC calendar day of an order."""
-    from plugins.operational.models import Order
-
-    if dialect == "sqlite":
-        return func.date(Order.placed_at)
-    return cast(func.timezone(literal_column("'UTC'"), Order.placed_at), Date)
-
-
 def history_for_clv(crm: Crm) -> str | None:
     """Orders span ``clv_min_history_days`` and ``clv_min_repeat_customers`` customers bought
     on two or more distinct days."""
@@ -50,7 +41,7 @@ def history_for_clv(crm: Crm) -> str | None:
         ).one()
         days = select(
             Order.customer_id.label("customer_id"),
-            _order_day(session.get_bind().dialect.name).label("day"),
+            day_number(session.get_bind().dialect.name, Order.placed_at).label("day"),
         ).where(_counted())
         days = days.distinct().subquery()
         per_customer = (

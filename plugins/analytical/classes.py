@@ -25,25 +25,23 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Date,
-    Integer,
     String,
     and_,
     case,
     cast,
-    exists,
     func,
     insert,
     literal,
     or_,
     select,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from core.i18n import N_
 from plugins.analytical import snapshots
 from plugins.analytical.models import CustomerClass, Run
 from plugins.analytical.snapshots import replace_run
+from plugins.analytical.sql import EXCLUDED_STATUSES, days_before
 
 if TYPE_CHECKING:
     from core.runtime import Crm
@@ -76,44 +74,21 @@ CARE_PLANS = {
 }
 #: The settings the rules read.
 RULES = ("new_days", "loyal_min_orders", "loyal_days", "potential_days")
-EXCLUDED_STATUSES = ("cancelled", "returned")
 
 
 def _start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
-def days_ago(dialect: str, as_of: dt.date, value: Any) -> Any:
-    """Whole UTC calendar days from the timestamp ``value`` to ``as_of`` (an SQL integer)."""
-    if dialect == "sqlite":  # SQLite stores UTC text; julianday of two dates is a whole number
-        return cast(
-            func.julianday(literal(as_of.isoformat())) - func.julianday(func.date(value)), Integer
-        )
-    return cast(literal(as_of, Date) - cast(func.timezone("UTC", value), Date), Integer)
-
-
 def open_opportunity_condition(end: dt.datetime) -> Any:
     """Opportunities open at ``end``: created before it, and in an open stage of their team's
     pipeline (the default pipeline when the team has none) or closed only after it."""
-    from plugins.operational.models import Opportunity, Stage
+    from plugins.operational.models import Opportunity
+    from plugins.operational.pipeline import in_open_stage
 
-    team_stage = aliased(Stage)
-    own_pipeline = exists().where(team_stage.team_id == Opportunity.team_id)
-    in_open_stage = (
-        exists()
-        .where(
-            Stage.name == Opportunity.stage,
-            Stage.kind == "open",
-            or_(
-                Stage.team_id == Opportunity.team_id,
-                and_(Stage.team_id.is_(None), ~own_pipeline),
-            ),
-        )
-        .correlate(Opportunity)
-    )
     return and_(
         Opportunity.created_at < end,
-        or_(Opportunity.closed_at >= end, and_(Opportunity.closed_at.is_(None), in_open_stage)),
+        or_(Opportunity.closed_at >= end, and_(Opportunity.closed_at.is_(None), in_open_stage())),
     )
 
 
@@ -125,8 +100,8 @@ def _subqueries(dialect: str, as_of: dt.date, rules: dict[str, int]) -> tuple[An
         select(
             Order.customer_id.label("customer_id"),
             func.count().label("n"),
-            days_ago(dialect, as_of, func.min(Order.placed_at)).label("first_days"),
-            days_ago(dialect, as_of, func.max(Order.placed_at)).label("last_days"),
+            days_before(dialect, as_of, func.min(Order.placed_at)).label("first_days"),
+            days_before(dialect, as_of, func.max(Order.placed_at)).label("last_days"),
         )
         .where(Order.placed_at < end, Order.status.not_in(EXCLUDED_STATUSES))
         .group_by(Order.customer_id)
@@ -142,7 +117,7 @@ def _subqueries(dialect: str, as_of: dt.date, rules: dict[str, int]) -> tuple[An
     inbound = (
         select(
             Interaction.customer_id.label("customer_id"),
-            days_ago(dialect, as_of, func.max(Interaction.occurred_at)).label("days"),
+            days_before(dialect, as_of, func.max(Interaction.occurred_at)).label("days"),
         )
         .where(
             Interaction.direction == "inbound",

@@ -42,12 +42,12 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import betaln, expit, gammaln, hyp2f1
 
+from plugins.analytical.sql import EXCLUDED_STATUSES, day_number
+
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement
     from sqlalchemy.orm import Session
 
 UNITS = {"day": 1.0, "week": 7.0}
-COUNTED_OUT = ("cancelled", "returned")
 MIN_REPEAT_CUSTOMERS = 20
 BGNBD_PARAMS = ("r", "alpha", "a", "b")
 GG_PARAMS = ("p", "q", "v")
@@ -142,10 +142,10 @@ def _purchase_days(
     end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     inner = select(
         Order.customer_id.label("customer_id"),
-        _day_number(session.get_bind().dialect.name).label("day"),
+        day_number(session.get_bind().dialect.name, Order.placed_at).label("day"),
         Order.currency.label("currency"),
         Order.total_minor.label("total_minor"),
-    ).where(Order.status.not_in(COUNTED_OUT), Order.placed_at < end)
+    ).where(Order.status.not_in(EXCLUDED_STATUSES), Order.placed_at < end)
     if currency is not None:
         inner = inner.where(Order.currency == currency.upper())
     days = inner.subquery()
@@ -164,18 +164,6 @@ def _purchase_days(
         np.fromiter(totals, dtype=np.float64, count=len(rows)),
         sorted(set(codes)),
     )
-
-
-def _day_number(dialect: str) -> ColumnElement[int]:
-    """SQL for the UTC calendar day of ``placed_at`` as days since 1970-01-01."""
-    from sqlalchemy import Date, Integer, cast, func, literal_column
-
-    from plugins.operational.models import Order
-
-    if dialect == "sqlite":  # stored as naive UTC text; julianday of a date is N.5
-        return cast(func.julianday(func.date(Order.placed_at)) - 2440587.5, Integer)
-    utc = func.timezone(literal_column("'UTC'"), Order.placed_at)
-    return cast(utc, Date) - literal_column("DATE '1970-01-01'")
 
 
 def _single_currency(found: list[str], asked: str | None) -> str | None:

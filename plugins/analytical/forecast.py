@@ -31,13 +31,13 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import and_, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from plugins.analytical import snapshots
-from plugins.analytical.behaviour import EXCLUDED_STATUSES, key_of, month_key, month_label
 from plugins.analytical.models import Run
 from plugins.analytical.snapshots import replace_run
+from plugins.analytical.sql import EXCLUDED_STATUSES, key_of, month_key, month_label, month_start
 
 if TYPE_CHECKING:
     from core.runtime import Crm
@@ -58,25 +58,10 @@ def round_half_up(numerator: int, denominator: int) -> int:
 # --- pipeline ------------------------------------------------------------------------------
 
 
-def _open_condition() -> Any:
-    """The opportunity's stage is open in its team's pipeline (or in the default one)."""
-    from plugins.operational.models import Opportunity, Stage
-
-    stage, own = aliased(Stage), aliased(Stage)
-    team_has_stages = exists().where(own.team_id == Opportunity.team_id).correlate(Opportunity)
-    return exists().where(
-        stage.name == Opportunity.stage,
-        stage.kind == "open",
-        or_(
-            stage.team_id == Opportunity.team_id,
-            and_(stage.team_id.is_(None), ~team_has_stages),
-        ),
-    )
-
-
 def pipeline_forecast(session: Session, as_of: dt.date, currency: str) -> dict[str, Any]:
     """Open opportunities by expected close month: groups, totals and those left out."""
     from plugins.operational.models import Opportunity
+    from plugins.operational.pipeline import in_open_stage
 
     dialect = session.get_bind().dialect.name
     month = month_key(dialect, Opportunity.expected_close).label("month")
@@ -86,7 +71,7 @@ def pipeline_forecast(session: Session, as_of: dt.date, currency: str) -> dict[s
             Opportunity.expected_revenue_minor.label("expected"),
             (Opportunity.expected_revenue_minor * Opportunity.probability).label("weighted"),
         )
-        .where(_open_condition(), Opportunity.currency == currency)
+        .where(in_open_stage(), Opportunity.currency == currency)
         .subquery()
     )
     query = select(
@@ -105,7 +90,7 @@ def pipeline_forecast(session: Session, as_of: dt.date, currency: str) -> dict[s
     other = session.scalar(
         select(func.count())
         .select_from(Opportunity)
-        .where(_open_condition(), Opportunity.currency != currency)
+        .where(in_open_stage(), Opportunity.currency != currency)
     )
     rows = [
         {
@@ -147,8 +132,7 @@ def monthly_revenue(session: Session, as_of: dt.date, currency: str) -> tuple[li
     from plugins.operational.models import Order
 
     last = last_complete_month(as_of)
-    year, month = divmod(last, 12)  # the month after the last complete one
-    end = dt.datetime(year, month + 1, 1, tzinfo=dt.UTC)
+    end = month_start(last + 1)
     orders = (
         select(
             month_key(session.get_bind().dialect.name, Order.placed_at).label("month"),

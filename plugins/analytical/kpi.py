@@ -33,11 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
-    Integer,
     and_,
     case,
-    cast,
-    extract,
     func,
     literal_column,
     select,
@@ -48,7 +45,8 @@ from sqlalchemy.orm import Session
 
 from plugins.analytical import snapshots
 from plugins.analytical.models import RfmScore, Run
-from plugins.analytical.rfm import EXCLUDED_STATUSES, SEGMENTS
+from plugins.analytical.rfm import SEGMENTS
+from plugins.analytical.sql import EXCLUDED_STATUSES, key_of, month_key, month_label, month_start
 
 if TYPE_CHECKING:
     from core.runtime import Crm
@@ -57,21 +55,6 @@ if TYPE_CHECKING:
 MONTHS = 24
 #: Months before month m whose buyers form the retention base of m.
 RETENTION_BASE_MONTHS = 3
-
-
-def key_of(day: dt.date) -> int:
-    """The month key (``year * 12 + month - 1``) of a date."""
-    return day.year * 12 + day.month - 1
-
-
-def label_of(key: int) -> str:
-    """``YYYY-MM`` of a month key."""
-    return f"{key // 12:04d}-{key % 12 + 1:02d}"
-
-
-def start_of(key: int) -> dt.datetime:
-    """The first instant (UTC) of a month key."""
-    return dt.datetime(key // 12, key % 12 + 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -97,26 +80,11 @@ class Window:
     @property
     def start(self) -> dt.datetime:
         """The first instant of the window."""
-        return start_of(self.first)
+        return month_start(self.first)
 
     def series(self, counts: dict[int, Any], default: Any = 0) -> list[Any]:
         """``counts`` (by month key) as a list over the window."""
         return [counts.get(key, default) for key in self.keys]
-
-
-def month_key(dialect: str, column: Any) -> ColumnElement[int]:
-    """SQL for the UTC month key ``year * 12 + month - 1`` of a timestamp column.
-
-    Constants are inlined (no bound parameters) so the expression may be grouped on.
-    """
-    if dialect == "sqlite":  # stored as naive UTC text
-        year = cast(func.strftime(literal_column("'%Y'"), column), Integer)
-        month = cast(func.strftime(literal_column("'%m'"), column), Integer)
-    else:
-        utc = func.timezone(literal_column("'UTC'"), column)
-        year = cast(extract("year", utc), Integer)
-        month = cast(extract("month", utc), Integer)
-    return year * literal_column("12") + month - literal_column("1")
 
 
 def _counted(window: Window) -> list[ColumnElement[bool]]:
@@ -221,7 +189,7 @@ def _customer_months(dialect: str, window: Window) -> Any:
             Order.customer_id.label("customer_id"),
             month_key(dialect, Order.placed_at).label("m"),
         )
-        .where(*_counted(window), Order.placed_at >= start_of(window.first - 3))
+        .where(*_counted(window), Order.placed_at >= month_start(window.first - 3))
         .distinct()
         .subquery()
     )
@@ -392,8 +360,8 @@ def compute(session: Session, as_of: dt.date, currency: str) -> dict[str, Any]:
     return {
         "as_of": as_of.isoformat(),
         "currency": currency,
-        "months": [label_of(key) for key in window.keys],
-        "partial_month": label_of(window.last),
+        "months": [month_label(key) for key in window.keys],
+        "partial_month": month_label(window.last),
         "acquisition": acquisition(session, dialect, window),
         "penetration": penetration(session, dialect, window),
         "retention": retention(session, dialect, window),

@@ -40,11 +40,11 @@ from sqlalchemy.orm import Session
 from plugins.analytical import snapshots
 from plugins.analytical.models import Profit, Run
 from plugins.analytical.snapshots import insert_rows, replace_run
+from plugins.analytical.sql import EXCLUDED_STATUSES
 
 if TYPE_CHECKING:
     from core.runtime import Crm
 
-EXCLUDED_STATUSES = ("cancelled", "returned")
 TIERS = ("A", "B", "C")
 #: The settings the computation reads.
 RATES = ("cost_per_ticket", "cost_per_interaction", "cost_per_order")

@@ -14,7 +14,7 @@ import datetime as dt
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Date, Integer, and_, case, cast, func, insert, literal, select, text
+from sqlalchemy import Integer, and_, case, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
@@ -22,6 +22,7 @@ from sqlalchemy.sql.operators import custom_op
 from plugins.analytical import snapshots
 from plugins.analytical.models import RfmScore, Run
 from plugins.analytical.snapshots import replace_run
+from plugins.analytical.sql import EXCLUDED_STATUSES, days_before
 
 if TYPE_CHECKING:
     from core.runtime import Crm
@@ -39,7 +40,6 @@ SEGMENTS = (
     ("cant_lose", (1, 2), (5,)),
     ("hibernating", (1, 2), (1, 2)),
 )
-EXCLUDED_STATUSES = ("cancelled", "returned")
 #: PostgreSQL memory per sort or hash of the RFM refresh (its transaction only).
 WORK_MEM = "256MB"
 
@@ -52,14 +52,6 @@ def segment_of(r: int, f: int) -> str:
     raise ValueError(f"no segment for R{r} F{f}")
 
 
-def _day_number(dialect: str, value: Any) -> Any:
-    """A whole-day count usable for subtracting calendar dates on either database."""
-    if dialect == "sqlite":
-        return cast(func.julianday(func.date(value)), Integer)
-    # the UTC calendar day, whatever the session's time zone
-    return cast(func.extract("epoch", cast(func.timezone("UTC", value), Date)) / 86400, Integer)
-
-
 def _no_index(column: Any) -> Any:
     """``+column``: the same value, but SQLite no longer uses an index on it."""
     return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
@@ -70,11 +62,6 @@ def _scores_select(dialect: str, as_of: dt.date) -> Any:
     from plugins.operational.models import Order
 
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    day_of_as_of = (
-        cast(func.julianday(literal(as_of.isoformat())), Integer)
-        if dialect == "sqlite"
-        else literal((as_of - dt.date(1970, 1, 1)).days)
-    )
     # SQLite would walk the (customer_id, placed_at) index and fetch every order row by rowid
     # in random order (bench/rfm.py, 10,000,000 orders: 64 s against 15 s): the no-op unary
     # "+" leaves it one table scan and a sort, as PostgreSQL plans it anyway.
@@ -82,7 +69,7 @@ def _scores_select(dialect: str, as_of: dt.date) -> Any:
     metrics = (
         select(
             Order.customer_id.label("customer_id"),
-            (day_of_as_of - _day_number(dialect, func.max(Order.placed_at))).label("recency_days"),
+            days_before(dialect, as_of, func.max(Order.placed_at)).label("recency_days"),
             func.count().label("frequency"),
             func.sum(Order.total_minor).label("monetary"),
         )

@@ -36,8 +36,9 @@ from sqlalchemy.orm import Session
 from core.customers.models import Customer, CustomerTag
 from core.errors import Conflict, Invalid, StaleVersion
 from plugins.analytical.models import ClvScore, CustomerClass, Profit, RfmScore, Segment
-from plugins.analytical.rfm import EXCLUDED_STATUSES, SEGMENTS
+from plugins.analytical.rfm import SEGMENTS
 from plugins.analytical.snapshots import latest_run_id
+from plugins.analytical.sql import EXCLUDED_STATUSES
 
 if TYPE_CHECKING:
     from core.runtime import Crm

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from core.db import utcnow
 from plugins.operational.models import LostReason, Opportunity, Stage
@@ -35,6 +35,25 @@ def stages(session: Session, team_id: int | None) -> list[Stage]:
             return own
     return list(
         session.scalars(select(Stage).where(Stage.team_id.is_(None)).order_by(Stage.sequence))
+    )
+
+
+def in_open_stage() -> ColumnElement[bool]:
+    """SQL condition on ``Opportunity``: its stage is open in its team's pipeline, or in the
+    default pipeline when the team has no stages of its own (as :func:`stages` resolves it)."""
+    stage, own = aliased(Stage), aliased(Stage)
+    team_has_stages = exists().where(own.team_id == Opportunity.team_id).correlate(Opportunity)
+    return (
+        exists()
+        .where(
+            stage.name == Opportunity.stage,
+            stage.kind == "open",
+            or_(
+                stage.team_id == Opportunity.team_id,
+                and_(stage.team_id.is_(None), ~team_has_stages),
+            ),
+        )
+        .correlate(Opportunity)
     )
 
 
