@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
-from sqlalchemy import select
 
 from core.commands import FORMAT_OPTION, open_crm, print_json, print_table
 from core.errors import Conflict, Invalid, StaleVersion
@@ -66,6 +65,8 @@ def segments_group() -> None:
 @FORMAT_OPTION
 def list_segments(fmt: str) -> None:
     """Saved segments by name."""
+    from sqlalchemy import select
+
     from plugins.analytical import segments
     from plugins.analytical.models import Segment
 
@@ -159,6 +160,8 @@ def campaigns_group() -> None:
 @FORMAT_OPTION
 def list_campaigns(fmt: str) -> None:
     """Campaigns, newest first."""
+    from sqlalchemy import select
+
     from plugins.analytical import campaigns
     from plugins.analytical.models import Campaign
 
