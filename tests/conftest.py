@@ -232,3 +232,14 @@ def serve(cli: Cli):
     for server in started:
         if server.process.poll() is None:
             server.stop()
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on loopback; ``smtp.url`` goes into ``CRM_SMTP_URL``."""
+    from tests.smtp_kit import SmtpServer
+
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()

@@ -51,9 +51,9 @@ from core.customers import identify, listing
 from core.customers.models import KINDS, Customer, CustomerIdentity
 from core.db import utcnow
 from core.errors import Conflict, CrmError, Invalid, StaleVersion
+from core.mail import DeliveryError, Mailer
 from core.normalize import IdentityError, normalise_email
 from plugins.operational import interactions
-from plugins.operational.mailer import DeliveryError, Mailer
 from plugins.operational.models import (
     RECIPIENT_STATUSES,
     Mailing,

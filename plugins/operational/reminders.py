@@ -41,8 +41,8 @@ def _message(crm: Crm, activity: Activity, to: str) -> EmailMessage:
 
 def send_due(crm: Crm, now: dt.datetime | None = None) -> ReminderReport:
     """Mail the users of activities whose reminder time has come; each reminder once."""
+    from core.mail import DeliveryError, Mailer
     from core.models import User
-    from plugins.operational.mailer import DeliveryError, Mailer
 
     if not crm.settings.smtp_url:
         raise CrmError("CRM_SMTP_URL is not set: reminders cannot be sent")

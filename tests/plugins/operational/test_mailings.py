@@ -18,9 +18,9 @@ from sqlalchemy import func, select, update
 from core import auth, hookimpl, users
 from core.customers import service as customers
 from core.db import utcnow
+from core.mail import Mailer, SmtpConfig, parse_smtp_url
 from core.models import Team
 from plugins.operational import mailings
-from plugins.operational.mailer import Mailer, SmtpConfig, parse_smtp_url
 from plugins.operational.models import (
     Interaction,
     Mailing,

@@ -3,7 +3,7 @@
 :meth:`Mailer.deliver` speaks the SMTP transaction step by step (MAIL, RCPT, DATA) rather than
 through ``send_message``, so that it knows at every failure whether the server can possibly
 have accepted the message, and so that the caller can record the hand-over to the server in
-its own transaction just before DATA (see :mod:`plugins.operational.mailings`). Failures are
+its own transaction just before DATA (:mod:`plugins.operational.mailings` does). Failures are
 ``DeliveryError`` with a ``kind``:
 
 - ``unreachable``: no connection, TLS or login failed; nothing was sent, retry later;
