@@ -148,7 +148,7 @@ class SignedIn:
     language: str
     roles: tuple[str, ...]
     permissions: frozenset[str]
-    #: Which records the user sees: the widest scope of their roles (``own``, ``team``, ``all``).
+    #: Which records the user sees: the widest scope of their roles (``shared`` ... ``all``).
     scope: str = "all"
     team_id: int | None = None
 
@@ -202,7 +202,7 @@ def _statements() -> dict[str, Any]:
     _EXPIRES,
     _REVOKED,
 ) = range(12)
-_SCOPE_WIDTH = {"own": 0, "team": 1, "all": 2}
+_SCOPE_WIDTH = {"shared": -1, "own": 0, "team": 1, "all": 2}
 
 
 def _signed_in(rows: list[Any]) -> SignedIn:

@@ -245,6 +245,26 @@ def checklist_items(crm):
 
 
 @hookimpl
+def record_types(crm):
+    """Customers, which every module may refer to."""
+    from core.customers.models import Customer
+    from core.i18n import N_
+    from core.records import RecordType
+
+    return [
+        RecordType(
+            "customer",
+            N_("Customer"),
+            Customer,
+            "/ui/customer/{id}",
+            title="display_name",
+            owner_column="owner_id",
+            customer_column="id",
+        )
+    ]
+
+
+@hookimpl
 def web_views(crm):
     """The customer screens and the user resource (for owner names)."""
     from core.customers import views

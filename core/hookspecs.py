@@ -156,6 +156,26 @@ def record_rules(crm, user, model):
 
 
 @hookspec
+def record_types(crm):
+    """Kinds of records this module owns that others may refer to by type and id.
+
+    Called whenever modules look records up by type (notes and followers on any record,
+    hand-offs between teams, feeds). Return an iterable of :class:`core.records.RecordType`;
+    the core declares ``customer``. A type with a ``team_column`` can be handed to a team.
+    """
+
+
+@hookspec
+def timeline_sources(crm):
+    """What this module adds to the unified timeline of a customer (orders, tickets, notes).
+
+    Called when a customer's timeline or a feed is built, for enabled modules. Return an
+    iterable of :class:`core.timeline.TimelineSource`; each ``fetch`` returns the newest
+    entries for the query's customers, applying this module's own record rules.
+    """
+
+
+@hookspec
 def locale_dirs():
     """Folders holding this module's translations (``<lang>/LC_MESSAGES/messages.po``).
 
@@ -298,6 +318,16 @@ def customer_merged(crm, session, survivor, merged):
     Raising aborts the whole merge. Unlike the other events this one runs before commit,
     because moving the records must be part of the merge; use ``core.events.emit`` to act
     after commit. Return nothing.
+    """
+
+
+@hookspec
+def record_event(crm, event):
+    """Something happened to a record that people may want to hear about.
+
+    ``event`` is a :class:`core.events.RecordEvent` (a ticket opened, a deal won, an alert
+    raised) that a module announced with :func:`core.events.announce`; called after the
+    transaction committed. The collaborative module turns it into notifications. Return nothing.
     """
 
 

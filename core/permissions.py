@@ -14,15 +14,16 @@ ADMIN = "admin"
 BUILTIN_ROLES = ("admin", "manager", "sales", "service", "marketing", "analyst")
 
 
-SCOPES = ("own", "team", "all")
+SCOPES = ("shared", "own", "team", "all")
 
 
 @dataclass(frozen=True)
 class Role:
     """A role a module declares: ``name`` is stable, ``label`` is shown to people.
 
-    ``scope`` says which records its holders see by default: their own (``own``), their
-    team's (``team``) or every one (``all``); see :mod:`core.records`. Administrators may change
+    ``scope`` says which records its holders see by default: only those shared with them
+    (``shared``), their own (``own``), their team's (``team``) or every one (``all``); see
+    :mod:`core.records`. Administrators may change
     it later (``crm roles scope``); synchronisation sets it only when the role is new.
     """
 

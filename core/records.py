@@ -4,7 +4,9 @@ Each role has a scope; a user gets the widest scope of their roles:
 
 - ``all``: every record;
 - ``team``: records owned by a member of the user's team (or by the user);
-- ``own``: records the user owns.
+- ``own``: records the user owns;
+- ``shared``: only records a module's rule shares with the user (a partner's contact sees the
+  customers shared with them, and not the shared pool of unowned records).
 
 Records without an owner are a shared pool that every scope sees, as in Odoo's "own documents"
 rule: a new lead nobody has taken yet is for anyone to take. Records that have no owner column
@@ -17,9 +19,10 @@ never shows a row the API would refuse.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, false, or_, select
 
 if TYPE_CHECKING:
     from core.auth import SignedIn
@@ -32,6 +35,8 @@ def owner_condition(user: SignedIn, owner_column: Any) -> ColumnElement[bool] | 
 
     if user.scope == "all":
         return None
+    if user.scope == "shared":
+        return false()
     if user.scope == "team" and user.team_id is not None:
         mine = or_(
             owner_column == user.id,
@@ -99,3 +104,68 @@ def can_see_customer(crm: Crm | None, connection: Any, user: SignedIn, customer_
         return True
     query = select(Customer.id).where(Customer.id == customer_id, condition)
     return connection.execute(query).first() is not None
+
+
+# --- Record types -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """A kind of record other modules may refer to by ``(name, id)``: discuss it, follow it,
+    hand it to another team, show it in a feed.
+
+    Modules declare theirs with the ``record_types`` hook. ``name`` is the key record rules use
+    (``customer``, ``operational.ticket``); ``url`` the record's page, with ``{id}``;
+    ``title`` the attribute shown as its title. ``owner_column``, ``customer_column`` and
+    ``team_column`` name the model's columns (``customer_column`` is ``"id"`` for customers);
+    a type with a ``team_column`` can be handed over to another team.
+    """
+
+    name: str
+    label: str
+    model: type
+    url: str
+    title: str = "name"
+    owner_column: str | None = None
+    customer_column: str | None = None
+    team_column: str | None = None
+
+    @property
+    def permission(self) -> str:
+        """The permission needed to read records of this type (``<name>:read``)."""
+        return f"{self.name}:read"
+
+    def column(self, name: str | None) -> Any:
+        """The model attribute called ``name`` (``None`` when ``name`` is)."""
+        return None if name is None else getattr(self.model, name)
+
+    def link(self, record_id: int) -> str:
+        """The URL of one record's page."""
+        return self.url.format(id=record_id)
+
+
+def record_types(crm: Crm) -> dict[str, RecordType]:
+    """Record types declared by the core and the enabled modules, by name."""
+    return {item.name: item for _, item in crm.contributions("record_types", crm=crm)}
+
+
+def record_condition(crm: Crm, user: SignedIn, kind: RecordType) -> ColumnElement[bool] | None:
+    """Rows of ``kind`` the user may see (``None``: all of them), by the model's record rules."""
+    return visible(
+        crm,
+        user,
+        kind.name,
+        owner_column=kind.column(kind.owner_column),
+        customer_column=None if kind.name == "customer" else kind.column(kind.customer_column),
+    )
+
+
+def can_see(crm: Crm, db: Any, user: SignedIn, kind: RecordType, record_id: int) -> bool:
+    """Whether ``user`` holds the read permission of ``kind`` and its rules show ``record_id``."""
+    if kind.permission not in user.permissions:
+        return False
+    query = select(kind.model.id).where(kind.model.id == record_id)
+    condition = record_condition(crm, user, kind)
+    if condition is not None:
+        query = query.where(condition)
+    return db.execute(query).first() is not None

@@ -333,9 +333,9 @@ def role_list(fmt: str) -> None:
 
 @roles.command("scope")
 @click.argument("role")
-@click.argument("scope", type=click.Choice(["own", "team", "all"]))
+@click.argument("scope", type=click.Choice(["shared", "own", "team", "all"]))
 def role_scope(role: str, scope: str) -> None:
-    """Set which records holders of ROLE see: their own, their team's, or all."""
+    """Set which records holders of ROLE see: shared with them, their own, their team's, all."""
     from core import users as service
 
     crm = open_crm()

@@ -219,12 +219,17 @@ class KanbanView:
 
 @dataclass
 class MenuItem:
-    """An entry of the navigation; shown to users holding ``permission``."""
+    """An entry of the navigation; shown to users holding ``permission``.
+
+    ``badge`` is the URL of a JSON ``{"count": n}`` (unread notifications, open alerts); the
+    page fetches it after loading and every minute, and shows the number when it is not zero.
+    """
 
     label: str
     url: str
     permission: str | None = None
     order: int = 100
+    badge: str | None = None
 
 
 @dataclass

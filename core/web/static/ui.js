@@ -107,4 +107,28 @@
       }
     });
   });
+
+  // Navigation badges (unread notifications...): fetched after load, every minute, and when a
+  // page fires "crm:badges" after changing what they count.
+  function refreshBadges() {
+    document.querySelectorAll("[data-badge]").forEach(function (badge) {
+      fetch(badge.getAttribute("data-badge"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (data) {
+          if (!data) { return; }
+          badge.textContent = String(data.count);
+          badge.hidden = !data.count;
+        })
+        .catch(function () {});
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    refreshBadges();
+    window.setInterval(refreshBadges, 60000);
+  });
+  document.addEventListener("crm:badges", refreshBadges);
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var source = event.detail && event.detail.elt;
+    if (source && source.closest && source.closest("[data-refresh-badges]")) { refreshBadges(); }
+  });
 })();
