@@ -239,6 +239,16 @@ def signed_in_by_session(db: Session | Connection, user_id: int, epoch: int) -> 
     return _signed_in(rows)
 
 
+def signed_in_user(db: Session | Connection, user_id: int) -> SignedIn | None:
+    """User ``user_id`` with their roles and permissions, as a request would see them; ``None``
+    for an unknown or deactivated user. For work done on someone's behalf outside a request
+    (may the person being notified see the record?)."""
+    rows = _statements()["session"].rows(connection_of(db), user_id=user_id)
+    if not rows or not rows[0][_ACTIVE]:
+        return None
+    return _signed_in(rows)
+
+
 def revoke_tokens(session: Session, user: User, name: str | None = None) -> int:
     """Revoke ``user``'s tokens (only the one called ``name`` when given); return how many."""
     query = select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))

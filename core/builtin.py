@@ -260,6 +260,7 @@ def record_types(crm):
             title="display_name",
             owner_column="owner_id",
             customer_column="id",
+            resource="customer",
         )
     ]
 

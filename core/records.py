@@ -118,7 +118,8 @@ class RecordType:
     (``customer``, ``operational.ticket``); ``url`` the record's page, with ``{id}``;
     ``title`` the attribute shown as its title. ``owner_column``, ``customer_column`` and
     ``team_column`` name the model's columns (``customer_column`` is ``"id"`` for customers);
-    a type with a ``team_column`` can be handed over to another team.
+    a type with a ``team_column`` can be handed over to another team. ``resource`` is the UI
+    resource whose detail page shows the record (panels such as notes are added there).
     """
 
     name: str
@@ -129,6 +130,7 @@ class RecordType:
     owner_column: str | None = None
     customer_column: str | None = None
     team_column: str | None = None
+    resource: str | None = None
 
     @property
     def permission(self) -> str:
