@@ -210,6 +210,16 @@ def static_dirs():
     """
 
 
+@hookspec
+def web_assets():
+    """Stylesheets and scripts every page of the staff UI loads, for panels this module adds to
+    other modules' pages (slots arrive by htmx, which does not run their scripts).
+
+    Called when the web app is built, for enabled modules. Return URLs under
+    ``/static/<module>/`` (see ``static_dirs``), ending in ``.css`` or ``.js``.
+    """
+
+
 # --- Command line -----------------------------------------------------------------------------
 
 

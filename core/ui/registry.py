@@ -48,6 +48,8 @@ class UIRegistry:
     menus: list[MenuItem] = field(default_factory=list)
     slots: list[Slot] = field(default_factory=list)
     widgets: list[Widget] = field(default_factory=list)
+    #: Stylesheets and scripts of modules that every page loads (``web_assets``).
+    assets: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def view(self, resource: str, kind: str) -> Any:
@@ -186,6 +188,11 @@ def build(crm: Crm) -> UIRegistry:
     registry.widgets = sorted(
         (w for _, w in crm.contributions("dashboard_widgets", crm=crm)), key=lambda w: w.order
     )
+    for module, url in crm.contributions("web_assets"):
+        if isinstance(url, str) and url.startswith(f"/static/{module}/"):
+            registry.assets.append(url)
+        else:
+            registry.problems.append(f"{module}: web_assets must be under /static/{module}/")
     for problem in registry.problems:
         log.error("UI: %s", problem)
     return registry

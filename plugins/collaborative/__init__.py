@@ -174,8 +174,18 @@ def template_dirs():
 
 @hookimpl
 def static_dirs():
-    """The mention autocomplete and the inbox's live updates."""
+    """Styles and scripts (see ``web_assets``)."""
     return [HERE / "static"]
+
+
+@hookimpl
+def web_assets():
+    """Styles, the mention autocomplete and the inbox's live updates, on every page."""
+    return [
+        "/static/collaborative/collaborative.css",
+        "/static/collaborative/chatter.js",
+        "/static/collaborative/inbox.js",
+    ]
 
 
 @hookimpl

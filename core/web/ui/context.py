@@ -205,6 +205,7 @@ def page(ctx: UIContext, template: str, status_code: int = 200, **context: Any) 
         request=request,
         user=ctx.principal.user if ctx.principal else None,
         menus=[m for m in registry.menus if ctx.can(m.permission)],
+        assets=registry.assets,
         csrf=csrf_token(request),
         lang=language,
         rtl=i18n.is_rtl(language),
