@@ -31,6 +31,12 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_collaborative_partner")),
     )
+    op.create_index(
+        op.f("ix_collaborative_partner_kind"), "collaborative_partner", ["kind"], unique=False
+    )
+    op.create_index(
+        op.f("ix_collaborative_partner_name"), "collaborative_partner", ["name"], unique=False
+    )
     op.create_table(
         "collaborative_digest",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -70,6 +76,12 @@ def upgrade() -> None:
             "record_type", "record_id", "user_id", name="uq_collaborative_follower_record_user"
         ),
     )
+    op.create_index(
+        op.f("ix_collaborative_follower_user_id"),
+        "collaborative_follower",
+        ["user_id"],
+        unique=False,
+    )
     op.create_table(
         "collaborative_member",
         sa.Column("team_id", sa.Integer(), nullable=False),
@@ -89,6 +101,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("team_id", "user_id", name=op.f("pk_collaborative_member")),
+    )
+    op.create_index(
+        op.f("ix_collaborative_member_user_id"), "collaborative_member", ["user_id"], unique=False
     )
     op.create_table(
         "collaborative_partner_contact",
@@ -113,6 +128,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_collaborative_partner_contact")),
         sa.UniqueConstraint("user_id", name=op.f("uq_collaborative_partner_contact_user_id")),
+    )
+    op.create_index(
+        op.f("ix_collaborative_partner_contact_partner_id"),
+        "collaborative_partner_contact",
+        ["partner_id"],
+        unique=False,
     )
     op.create_table(
         "collaborative_preference",
@@ -148,6 +169,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("team_id", name=op.f("pk_collaborative_team")),
     )
+    op.create_index(
+        op.f("ix_collaborative_team_lead_id"), "collaborative_team", ["lead_id"], unique=False
+    )
     op.create_table(
         "collaborative_account_team",
         sa.Column("customer_id", sa.Integer(), nullable=False),
@@ -173,6 +197,12 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_collaborative_account_team")),
+    )
+    op.create_index(
+        op.f("ix_collaborative_account_team_team_id"),
+        "collaborative_account_team",
+        ["team_id"],
+        unique=False,
     )
     op.create_table(
         "collaborative_handoff",
@@ -224,6 +254,18 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_collaborative_handoff")),
     )
+    op.create_index(
+        "ix_collaborative_handoff_record",
+        "collaborative_handoff",
+        ["record_type", "record_id", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_collaborative_handoff_to",
+        "collaborative_handoff",
+        ["to_team_id", "status", "deadline"],
+        unique=False,
+    )
     op.create_table(
         "collaborative_message",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -256,6 +298,24 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_collaborative_message")),
+    )
+    op.create_index(
+        "ix_collaborative_message_customer",
+        "collaborative_message",
+        ["customer_id", "created_at"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_collaborative_message_parent_id"),
+        "collaborative_message",
+        ["parent_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_collaborative_message_record",
+        "collaborative_message",
+        ["record_type", "record_id", "id"],
+        unique=False,
     )
     op.create_table(
         "collaborative_notification",
@@ -300,6 +360,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_collaborative_notification")),
         sa.UniqueConstraint("user_id", "key", name="uq_collaborative_notification_user_key"),
     )
+    op.create_index(
+        op.f("ix_collaborative_notification_customer_id"),
+        "collaborative_notification",
+        ["customer_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_collaborative_notification_email",
+        "collaborative_notification",
+        ["email_status", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_collaborative_notification_user",
+        "collaborative_notification",
+        ["user_id", "read_at", "id"],
+        unique=False,
+    )
     op.create_table(
         "collaborative_partner_link",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -331,6 +409,18 @@ def upgrade() -> None:
             name="uq_collaborative_partner_link",
         ),
     )
+    op.create_index(
+        op.f("ix_collaborative_partner_link_customer_id"),
+        "collaborative_partner_link",
+        ["customer_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_collaborative_partner_link_record",
+        "collaborative_partner_link",
+        ["record_type", "record_id"],
+        unique=False,
+    )
     op.create_table(
         "collaborative_share",
         sa.Column("customer_id", sa.Integer(), nullable=False),
@@ -358,6 +448,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("customer_id", "user_id", name=op.f("pk_collaborative_share")),
     )
+    op.create_index(
+        op.f("ix_collaborative_share_user_id"), "collaborative_share", ["user_id"], unique=False
+    )
     op.create_table(
         "collaborative_mention",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -384,6 +477,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_collaborative_mention")),
     )
+    op.create_index(
+        op.f("ix_collaborative_mention_message_id"),
+        "collaborative_mention",
+        ["message_id"],
+        unique=False,
+    )
+    # ### end Alembic commands ###
 
 
 def downgrade() -> None:
@@ -402,3 +502,4 @@ def downgrade() -> None:
     op.drop_table("collaborative_follower")
     op.drop_table("collaborative_digest")
     op.drop_table("collaborative_partner")
+    # ### end Alembic commands ###
