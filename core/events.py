@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 if TYPE_CHECKING:
     from core.runtime import Crm
@@ -29,9 +29,11 @@ def _fire(session: Session) -> None:
         crm.notify(hook, **kwargs)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop(session: Session) -> None:
-    session.info.pop(_KEY, None)
+@event.listens_for(Session, "after_transaction_end")
+def _drop(session: Session, transaction: SessionTransaction) -> None:
+    # the outermost transaction only: a rolled-back savepoint keeps the events queued
+    if transaction.parent is None:
+        session.info.pop(_KEY, None)
 
 
 @dataclass(frozen=True)

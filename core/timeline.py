@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crm.timeline")
 
+
 @dataclass(frozen=True)
 class TimelineEntry:
     """One thing that happened: when, what kind, about which customer and record.

@@ -122,6 +122,14 @@ def template_dirs():
 
 
 @hookimpl
+def record_types(crm):
+    """Campaigns, so that they can be discussed and followed."""
+    from plugins.analytical.collaboration import record_types as declared
+
+    return declared()
+
+
+@hookimpl
 def dashboard_widgets(crm):
     """Revenue and new customers this month, retention, revenue per month, classes."""
     from plugins.analytical.widgets import widgets

@@ -143,3 +143,19 @@ def demo_data(crm, seed):
 def template_dirs():
     """Templates, found as ``operational/<name>``."""
     return [HERE / "templates"]
+
+
+@hookimpl
+def record_types(crm):
+    """Opportunities, tickets and orders, for notes, followers, hand-offs and feeds."""
+    from plugins.operational.collaboration import record_types as declared
+
+    return declared()
+
+
+@hookimpl
+def timeline_sources(crm):
+    """Interactions, orders, tickets and won or lost deals on the unified timeline."""
+    from plugins.operational.collaboration import timeline_sources as declared
+
+    return declared()

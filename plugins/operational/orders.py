@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session
 from core import events, records
 from core.customers.models import Customer
 from core.db import utcnow
+from core.i18n import N_
 from core.money import minor_digits
+from plugins.operational import collaboration
 from plugins.operational.models import ORDER_STATUSES, Order, OrderLine, Product
 
 if TYPE_CHECKING:
@@ -331,11 +333,13 @@ def create_order(
     channel: str | None = None,
     order_status: str = "placed",
     owner_id: int | None = None,
+    actor_id: int | None = None,
 ) -> Order:
     """Create an order with its lines (or an order-level ``total_minor`` when none are known).
 
     Without ``owner_id`` the order belongs to the customer's owner, so it follows the
-    customer's record rule. ``order_placed`` is emitted after the transaction commits.
+    customer's record rule. ``order_placed`` is emitted, and the order announced
+    (``record_event``, by ``actor_id``), after the transaction commits.
     """
     customer = session.get(Customer, customer_id)
     if customer is None:
@@ -367,6 +371,9 @@ def create_order(
     )
     session.flush()
     events.emit(session, crm, "order_placed", order=placed_payload(order, checked))
+    collaboration.announce(
+        session, crm, collaboration.ORDER, order, "placed", N_("Order placed"), actor_id=actor_id
+    )
     return order
 
 

@@ -381,6 +381,7 @@ def create_order(
             currency_code=body.currency,
             channel=body.channel,
             order_status=body.status,
+            actor_id=principal.user.id,
         )
     except orders.InvalidField as exc:
         raise _invalid_field(exc) from None

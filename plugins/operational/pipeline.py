@@ -8,13 +8,21 @@ Every change is audited by the model's audit mixin (who, when, before and after)
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from core.db import utcnow
+from core.i18n import N_
+from plugins.operational import collaboration
 from plugins.operational.models import LostReason, Opportunity, Stage
+
+if TYPE_CHECKING:
+    from core.runtime import Crm
+
+#: What closing a deal in a stage of each kind announces: the verb and its label.
+CLOSED = {"won": ("won", N_("Deal won")), "lost": ("lost", N_("Deal lost"))}
 
 
 class PipelineError(ValueError):
@@ -114,8 +122,19 @@ def _set_probability(opportunity: Opportunity, stage: Stage, given: int | None) 
         opportunity.probability_overridden = False
 
 
-def update(session: Session, opportunity: Opportunity, values: dict[str, Any]) -> None:
-    """Change fields and move stages; won and lost close it (lost needs a reason)."""
+def update(
+    session: Session,
+    opportunity: Opportunity,
+    values: dict[str, Any],
+    *,
+    crm: Crm | None = None,
+    actor_id: int | None = None,
+) -> None:
+    """Change fields and move stages; won and lost close it (lost needs a reason).
+
+    Given ``crm``, a move into a won or lost stage is announced (``record_event``) once the
+    transaction commits.
+    """
     team_id = values.get("team_id", opportunity.team_id)
     stage_name = values.get("stage") or opportunity.stage
     stage = stage_named(session, team_id, stage_name)
@@ -138,6 +157,11 @@ def update(session: Session, opportunity: Opportunity, values: dict[str, Any]) -
     _set_probability(opportunity, stage, values.get("probability"))
     opportunity.closed_at = (opportunity.closed_at or utcnow()) if stage.kind != "open" else None
     session.flush()
+    if crm is not None and moved and stage.kind in CLOSED:
+        verb, label = CLOSED[stage.kind]
+        collaboration.announce(
+            session, crm, collaboration.OPPORTUNITY, opportunity, verb, label, actor_id=actor_id
+        )
 
 
 def weighted_minor(opportunity: Opportunity) -> int:

@@ -245,7 +245,7 @@ def update_opportunity(
             status.HTTP_403_FORBIDDEN, "giving deals to others requires customer:assign"
         )
     try:
-        pipeline.update(session, row, values)
+        pipeline.update(session, row, values, crm=crm, actor_id=principal.user.id)
         session.flush()
     except pipeline.PipelineError as exc:
         raise _invalid(exc.field, str(exc)) from None

@@ -21,15 +21,16 @@ A ticket is *breached* when a clock stopped after its due time, or is still runn
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from core.customers.models import Customer
 from core.db import UTCDateTime, utcnow
+from core.i18n import N_
 from core.models import Team, User
-from plugins.operational import interactions, surveys
+from plugins.operational import collaboration, interactions, surveys
 from plugins.operational.models import (
     TICKET_PRIORITIES,
     TICKET_STATUSES,
@@ -37,6 +38,9 @@ from plugins.operational.models import (
     SlaPolicy,
     Ticket,
 )
+
+if TYPE_CHECKING:
+    from core.runtime import Crm
 
 #: status -> the statuses it may move to. ``closed`` is final; ``resolved`` may be reopened.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -137,8 +141,13 @@ def create(
     assignee_id: int | None = None,
     team_id: int | None = None,
     now: dt.datetime | None = None,
+    crm: Crm | None = None,
+    actor_id: int | None = None,
 ) -> Ticket:
-    """Open a ticket for a customer; its SLA due times come from its priority's policy."""
+    """Open a ticket for a customer; its SLA due times come from its priority's policy.
+
+    Given ``crm``, the new ticket is announced (``record_event``) once the transaction commits.
+    """
     now = now or utcnow()
     if session.get(Customer, customer_id) is None:
         raise TicketError("customer_id", f"no customer {customer_id}")
@@ -164,6 +173,16 @@ def create(
     )
     session.add(ticket)
     session.flush()
+    if crm is not None:
+        collaboration.announce(
+            session,
+            crm,
+            collaboration.TICKET,
+            ticket,
+            "created",
+            N_("New ticket"),
+            actor_id=actor_id,
+        )
     return ticket
 
 
@@ -284,15 +303,28 @@ def resolve(
     *,
     now: dt.datetime | None = None,
     survey_days: int = surveys.DEFAULT_DAYS,
+    crm: Crm | None = None,
+    actor_id: int | None = None,
 ) -> surveys.NewSurvey:
     """Resolve the ticket and create its satisfaction survey; return it with its plain token.
 
     The token is in the returned value only (its hash is stored): hand the link to the customer
-    now. ``TicketError`` when the ticket's status cannot become ``resolved``.
+    now. ``TicketError`` when the ticket's status cannot become ``resolved``. Given ``crm``, the
+    resolution is announced (``record_event``) once the transaction commits.
     """
     now = now or utcnow()
     _move(ticket, "resolved", now)
     session.flush()
+    if crm is not None:
+        collaboration.announce(
+            session,
+            crm,
+            collaboration.TICKET,
+            ticket,
+            "resolved",
+            N_("Ticket resolved"),
+            actor_id=actor_id,
+        )
     return surveys.for_ticket(session, ticket.id, ticket.customer_id, days=survey_days, now=now)
 
 

@@ -345,7 +345,7 @@ def create_ticket(
     if not records.can_see_customer(crm, session, principal.user, body.customer_id):
         raise _invalid("customer_id", f"no customer {body.customer_id}")
     try:
-        ticket = tickets.create(session, **body.model_dump())
+        ticket = tickets.create(session, **body.model_dump(), crm=crm, actor_id=principal.user.id)
     except tickets.TicketError as exc:
         raise _invalid(exc.field, str(exc)) from None
     return _one(session, ticket)
@@ -449,7 +449,9 @@ def resolve_ticket(
     try:
         body = body or ResolveIn()
         tickets.check_version(ticket, body.version)
-        new = tickets.resolve(session, ticket, survey_days=body.survey_days)
+        new = tickets.resolve(
+            session, ticket, survey_days=body.survey_days, crm=crm, actor_id=principal.user.id
+        )
     except tickets.StaleTicket as exc:
         return _stale(session, exc.ticket)
     except tickets.TicketError as exc:

@@ -121,7 +121,7 @@ def _update_opportunity(
     if "lost_reason_id" in values and values["lost_reason_id"] is not None:
         values["lost_reason_id"] = int(values["lost_reason_id"])
     try:
-        pipeline.update(ctx.session, record, values)
+        pipeline.update(ctx.session, record, values, crm=ctx.crm, actor_id=ctx.principal.user.id)
     except pipeline.PipelineError as exc:
         raise _pipeline_errors(exc) from None
 
@@ -165,6 +165,8 @@ def _create_ticket(ctx: Any, values: dict[str, Any]) -> Ticket:
             priority=values.get("priority") or "normal",
             assignee_id=values.get("assignee_id"),
             team_id=ctx.principal.user.team_id,
+            crm=ctx.crm,
+            actor_id=ctx.principal.user.id,
         )
     except tickets.TicketError as exc:
         raise FormErrors({exc.field: str(exc)}) from None
@@ -193,7 +195,8 @@ def _resolve(ctx: Any, ids: list[int]) -> str:
     links = []
     for ticket in ctx.session.scalars(select(Ticket).where(Ticket.id.in_(ids))):
         try:
-            links.append(tickets.resolve(ctx.session, ticket).url(ctx.crm.settings.public_url))
+            new = tickets.resolve(ctx.session, ticket, crm=ctx.crm, actor_id=ctx.principal.user.id)
+            links.append(new.url(ctx.crm.settings.public_url))
         except tickets.TicketError as exc:
             raise FormErrors({exc.field: str(exc)}) from None
     return Msg(
