@@ -4,7 +4,9 @@
 who acted, deactivated users and anyone who may not see the record; applies each user's
 preferences (inbox, e-mail at once, daily digest, never); and stores one row per user and
 ``key``, so a user reached twice (mentioned by name and through a team) is told once. E-mail
-goes out later, outside the request (:mod:`plugins.collaborative.delivery`).
+goes out later, outside the request (:mod:`plugins.collaborative.delivery`): when a transaction
+that created notifications to mail at once commits, the delivery module's background sender is
+woken (if the settings allow it); nothing is mailed when the transaction rolls back.
 """
 
 from __future__ import annotations
@@ -13,22 +15,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, SessionTransaction
 
 from core import auth, records
 from core.db import utcnow
 from plugins.collaborative.models import Notification, Preference
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from core.runtime import Crm
 
 #: What a user gets without having chosen: the inbox, and e-mail at once.
 DEFAULT_IN_APP = True
 DEFAULT_EMAIL = "immediate"
-#: Flag on ``session.info`` telling the delivery module that e-mail is waiting.
+#: Key of ``session.info`` holding the ``Crm`` whose e-mail waits for the commit.
 MAIL_WAITING = "collaborative_mail_waiting"
 
 
@@ -120,5 +121,32 @@ def notify(crm: Crm, session: Session, user_ids: Iterable[int], subject: Subject
             continue
         told.append(user_id)
         if status == "pending":
-            session.info[MAIL_WAITING] = True
+            _mail_waiting(crm, session)
     return told
+
+
+def _mail_after_commit(session: Session) -> None:
+    crm = session.info.pop(MAIL_WAITING, None)
+    if crm is not None:
+        from plugins.collaborative import delivery
+
+        delivery.wake(crm)
+
+
+def _forget_mail(session: Session, transaction: SessionTransaction) -> None:
+    # Only the outermost transaction: a savepoint rolled back (a concurrent duplicate above)
+    # leaves the other notifications of the transaction waiting.
+    if transaction.parent is None:
+        session.info.pop(MAIL_WAITING, None)
+
+
+def _mail_waiting(crm: Crm, session: Session) -> None:
+    """Wake the delivery module once ``session`` commits (nothing happens on rollback).
+
+    The listeners go on this session only: adding class-wide ones on first import could happen
+    while another session's commit events are being dispatched (``record_event`` hooks).
+    """
+    if not event.contains(session, "after_commit", _mail_after_commit):
+        event.listen(session, "after_commit", _mail_after_commit)
+        event.listen(session, "after_transaction_end", _forget_mail)
+    session.info[MAIL_WAITING] = crm
