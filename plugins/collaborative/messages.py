@@ -16,13 +16,13 @@ Every read goes through the record rules of the record a message belongs to.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import exists, select
+from sqlalchemy import exists, false, select, true
 
 from core.db import utcnow
 from core.errors import CrmError, Invalid, NotFoundError, StaleVersion
@@ -452,8 +452,11 @@ def names_for(session: Session, messages: Iterable[Message]) -> dict[str, str]:
     return names
 
 
-def mentionables(session: Session, q: str, limit: int = 10) -> list[dict[str, object]]:
-    """Active staff users (not partner contacts only) and teams whose name matches ``q``.
+def mentionables(
+    session: Session, q: str, limit: int = 10, among: Collection[int] | None = None
+) -> list[dict[str, object]]:
+    """Active staff users (not partner contacts only) and teams whose name matches ``q``;
+    with ``among``, only those users and no teams (what a partner contact may see).
 
     Matching ignores case and diacritics (:func:`core.normalize.search_key`): each word of
     ``q`` must start a word of the name (or e-mail), so ``nguyen an`` finds "Nguyễn Văn An".
@@ -464,11 +467,14 @@ def mentionables(session: Session, q: str, limit: int = 10) -> list[dict[str, ob
     for uid, name, email in session.execute(
         select(User.id, User.name, User.email).where(User.is_active, staff)
     ):
+        if among is not None and uid not in among:
+            continue
         label = name or email
         rank = _rank(words, f"{label} {email.split('@')[0]}")
         if rank is not None:
             found.append((rank, search_key(label), _entry("user", uid, label)))
-    for tid, team_name, team_label in session.execute(select(Team.id, Team.name, Team.label)):
+    teams = select(Team.id, Team.name, Team.label).where(true() if among is None else false())
+    for tid, team_name, team_label in session.execute(teams):
         label = team_label or team_name
         rank = _rank(words, f"{label} {team_name}")
         if rank is not None:
@@ -503,3 +509,23 @@ def mentions_of(session: Session, message_ids: Iterable[int]) -> dict[int, list[
     ):
         found[mid].append(f"user:{uid}" if uid is not None else f"team:{tid}")
     return found
+
+
+def partner_contacts_reach(session: Session, user_id: int) -> set[int]:
+    """Users a partner contact may mention: the account teams and followers of the customers
+    shared with them."""
+    from plugins.collaborative.models import AccountTeam, Follower, Share
+
+    shared = select(Share.customer_id).where(Share.user_id == user_id)
+    account_teams = select(AccountTeam.team_id).where(AccountTeam.customer_id.in_(shared))
+    members = {
+        uid
+        for tid in session.scalars(account_teams.distinct())
+        for uid in teams.member_ids(session, tid)
+    }
+    following = session.scalars(
+        select(Follower.user_id).where(
+            Follower.record_type == "customer", Follower.record_id.in_(shared)
+        )
+    )
+    return members | set(following)

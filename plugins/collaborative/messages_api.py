@@ -293,11 +293,18 @@ def delete_message(
 async def list_mentionables(
     q: str = Query("", max_length=100),
     limit: int = Query(10, ge=1, le=50),
-    _: Principal = Depends(require_permission(CREATE)),
+    principal: Principal = Depends(require_permission(CREATE)),
     session: Session = Depends(read_session),
 ) -> list[MentionableOut]:
-    """Users and teams whose name matches ``q`` (case and diacritics ignored), for mentions."""
-    return [MentionableOut(**item) for item in messages.mentionables(session, q, limit)]
+    """Users and teams whose name matches ``q`` (case and diacritics ignored), for mentions.
+
+    A partner contact (scope ``shared``) finds only the people working on the customers shared
+    with them, and no teams: the staff directory is not theirs to browse.
+    """
+    among = None
+    if principal.user.scope == "shared":
+        among = messages.partner_contacts_reach(session, principal.user.id)
+    return [MentionableOut(**item) for item in messages.mentionables(session, q, limit, among)]
 
 
 def _followers(

@@ -237,3 +237,22 @@ def test_mentionables_through_the_api_give_tokens(co_crm, api):
             "token": f"@[Chăm sóc](team:{co_crm.people['team:care']})",
         }
     ]
+
+
+def test_a_partner_contact_finds_only_the_people_on_their_customers(co_crm, api):
+    from plugins.collaborative.models import AccountTeam, Share
+
+    with co_crm.db.write() as session:
+        partner = users.create_user(
+            session, "ana@partner.example", "Anh Đối Tác", PASSWORD, ["partner"]
+        )
+        session.flush()
+        customer = add_customer(session, "Công ty Sen Vàng", owner=co_crm.people[AN])
+        session.add(AccountTeam(customer_id=customer, team_id=co_crm.people["team:north"]))
+        session.add(Share(customer_id=customer, user_id=partner.id))
+    client = api(co_crm, "ana@partner.example")
+    found = {e["label"] for e in client.get("/api/collaborative/mentionables?q=").json()}
+    # the north team works on the shared customer; the south and care teams do not
+    assert found == {"Nguyễn Văn An", "Trần Thị Bình", "Hoàng Mai"}
+    assert client.get("/api/collaborative/mentionables?q=chi").json() == []
+    assert client.get("/api/collaborative/mentionables?q=mien").json() == []
