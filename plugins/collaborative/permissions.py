@@ -18,6 +18,9 @@ PARTNER = Role(
 def declarations() -> list[Permission]:
     """Every permission of the module, with the roles that hold it by default."""
     return [
+        # The core grants customer:read to staff roles; partner contacts need it to open the
+        # customers shared with them, and their ``shared`` scope limits them to those.
+        Permission("customer", "read", "See customers", ("partner",)),
         Permission("collaborative.message", "read", "Read notes and comments", _EVERYONE),
         Permission("collaborative.message", "create", "Write notes and comments", _EVERYONE),
         Permission(
