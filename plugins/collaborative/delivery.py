@@ -22,7 +22,8 @@ and leaves everything ``pending`` without counting an attempt: nothing is lost w
 is down. A connection broken during DATA makes it ``failed`` with "outcome unknown", never
 retried automatically. A claim older than ``ABANDONED_AFTER`` belongs to a worker that died: it
 is released when it never reached the hand-over, and becomes ``failed`` ("outcome unknown")
-when it did. A rare lost notification is preferred to a duplicate.
+when it did. A rare lost notification is preferred to a duplicate. The protocol itself is
+``core.outbox`` (``OUTBOX`` says which columns play which role).
 
 Digests: once per user and local day (the CRM's timezone), after ``[collaborative]
 digest_hour``. Inserting the ``Digest`` row for (user, day) is the claim: its unique constraint
@@ -49,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import i18n
@@ -57,6 +58,7 @@ from core.db import utcnow
 from core.errors import CrmError
 from core.mail import DeliveryError, Mailer
 from core.models import Setting, User
+from core.outbox import Claim, Outbox
 from plugins.collaborative.config import settings
 from plugins.collaborative.models import Digest, Notification
 from plugins.collaborative.notify import Subject, may_see
@@ -196,6 +198,20 @@ def _require_smtp(crm: Crm) -> str:
 # --- e-mail at once -----------------------------------------------------------------------------
 
 
+#: The delivery protocol over the notifications' ``email_*`` columns (see ``core.outbox``).
+OUTBOX = Outbox(
+    Notification,
+    status="email_status",
+    queued="pending",
+    claimed_at="email_claimed_at",
+    attempts="email_attempts",
+    handover_at="email_handover_at",
+    error="email_error",
+    unknown_outcome=UNKNOWN_OUTCOME,
+    stopped_while="while sending",
+)
+
+
 @dataclass(frozen=True)
 class _Claim:
     id: int
@@ -203,21 +219,12 @@ class _Claim:
     email: str
     name: str
     language: str
-    attempts: int
-    claimed_at: dt.datetime
+    held: Claim
     label: str
     title: str
     body: str
     url: str | None
     actor_name: str | None
-
-    def mine(self) -> ColumnElement[bool]:
-        """The condition that the notification is still held by this claim."""
-        return (
-            (Notification.id == self.id)
-            & (Notification.email_claimed_at == self.claimed_at)
-            & (Notification.email_attempts == self.attempts)
-        )
 
 
 def deliver_pending(
@@ -266,34 +273,8 @@ def _attempted(report: DeliveryReport) -> int:
 
 def _release_abandoned(crm: Crm, now: dt.datetime, report: DeliveryReport) -> None:
     """Settle claims older than ``ABANDONED_AFTER`` (their worker died), see the module doc."""
-    stale = (Notification.email_status == "pending") & (
-        Notification.email_claimed_at < now - ABANDONED_AFTER
-    )
-    never_handed = stale & Notification.email_handover_at.is_(None)
-    why = "the worker that claimed it stopped"
     with crm.db.write() as session:
-        report.unknown += session.execute(
-            update(Notification)
-            .where(stale & Notification.email_handover_at.is_not(None))
-            .values(
-                email_status="failed",
-                email_error=UNKNOWN_OUTCOME.format(why=f"{why} while sending"),
-            )
-        ).rowcount
-        report.failed += session.execute(
-            update(Notification)
-            .where(never_handed & (Notification.email_attempts >= MAX_ATTEMPTS))
-            .values(
-                email_status="failed",
-                email_claimed_at=None,
-                email_error=f"{why}; too many attempts",
-            )
-        ).rowcount
-        report.released += session.execute(
-            update(Notification)
-            .where(never_handed)
-            .values(email_claimed_at=None, email_error=f"{why} before sending; retried")
-        ).rowcount
+        OUTBOX.release_abandoned(session, now - ABANDONED_AFTER, MAX_ATTEMPTS, report)
 
 
 def _send_one(crm: Crm, mailer: Mailer, notification_id: int, report: DeliveryReport) -> None:
@@ -323,22 +304,14 @@ def _send_one(crm: Crm, mailer: Mailer, notification_id: int, report: DeliveryRe
         return
     if accepted:
         with crm.db.write() as session:
-            session.execute(
-                update(Notification)
-                .where(claim.mine())
-                .values(email_status="sent", emailed_at=utcnow(), email_error=None)
-            )
+            OUTBOX.mark_sent(session, claim.held, emailed_at=utcnow())
         report.sent += 1
 
 
 def _claim(crm: Crm, notification_id: int, report: DeliveryReport) -> _Claim | None:
     """Take the notification for this worker (its own transaction); ``None`` if someone else
     has it, or when it is not to be mailed after all (the user left, or lost sight of it)."""
-    free = (
-        (Notification.id == notification_id)
-        & (Notification.email_status == "pending")
-        & Notification.email_claimed_at.is_(None)
-    )
+    free = OUTBOX.free(notification_id)
     with crm.db.write() as session:
         row = session.execute(
             select(Notification, User.email, User.name, User.language)
@@ -365,14 +338,8 @@ def _claim(crm: Crm, notification_id: int, report: DeliveryReport) -> _Claim | N
                 )
             ).rowcount
             return None
-        claimed_at, attempts = utcnow(), notification.email_attempts + 1
-        taken = session.execute(
-            update(Notification)
-            .where(free)
-            .values(email_claimed_at=claimed_at, email_attempts=Notification.email_attempts + 1)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if taken != 1:
+        held = OUTBOX.claim(session, notification_id, notification.email_attempts)
+        if held is None:
             return None
         actor = session.get(User, notification.actor_id) if notification.actor_id else None
         return _Claim(
@@ -381,8 +348,7 @@ def _claim(crm: Crm, notification_id: int, report: DeliveryReport) -> _Claim | N
             email=row.email,
             name=row.name or "",
             language=row.language,
-            attempts=attempts,
-            claimed_at=claimed_at,
+            held=held,
             label=notification.label,
             title=notification.title,
             body=notification.body,
@@ -394,44 +360,13 @@ def _claim(crm: Crm, notification_id: int, report: DeliveryReport) -> _Claim | N
 def _handover(crm: Crm, claim: _Claim) -> bool:
     """Record that the message is being handed to the server, if the claim is still ours."""
     with crm.db.write() as session:
-        return (
-            session.execute(
-                update(Notification)
-                .where(
-                    claim.mine(),
-                    Notification.email_status == "pending",
-                    Notification.email_handover_at.is_(None),
-                )
-                .values(email_handover_at=utcnow())
-            ).rowcount
-            == 1
-        )
+        return OUTBOX.handover(session, claim.held)
 
 
 def _settle_failure(crm: Crm, claim: _Claim, error: DeliveryError, report: DeliveryReport) -> None:
     """Record a failed attempt: back to ``pending``, ``failed``, or failed with unknown outcome."""
-    retry: dict[str, Any] = {
-        "email_claimed_at": None,
-        "email_handover_at": None,
-        "email_error": str(error),
-    }
-    if error.kind == "unknown":
-        values: dict[str, Any] = {
-            "email_status": "failed",
-            "email_error": UNKNOWN_OUTCOME.format(why=str(error)),
-        }
-        report.unknown += 1
-    elif error.kind == "unreachable":  # the server was down: not an attempt of this message
-        values = {**retry, "email_attempts": Notification.email_attempts - 1}
-        report.retrying += 1
-    elif error.kind == "rejected" or claim.attempts >= MAX_ATTEMPTS:
-        values = {**retry, "email_status": "failed"}
-        report.failed += 1
-    else:
-        values = retry
-        report.retrying += 1
     with crm.db.write() as session:
-        session.execute(update(Notification).where(claim.mine()).values(**values))
+        OUTBOX.settle_failure(session, claim.held, error, MAX_ATTEMPTS, report)
 
 
 # --- daily digest -------------------------------------------------------------------------------

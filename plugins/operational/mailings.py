@@ -24,6 +24,8 @@ released for a retry; if it did, nobody knows whether the server took the messag
 ``failed`` with "outcome unknown" and is **not** retried automatically (a connection lost during
 DATA is treated the same). We prefer a rare lost mail, visible and re-queueable by an operator
 (``crm mailings requeue --unknown``), to a duplicate in a customer's inbox.
+
+The protocol itself is ``core.outbox`` (``OUTBOX`` says which columns play which role).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from core.db import utcnow
 from core.errors import Conflict, CrmError, Invalid, StaleVersion
 from core.mail import DeliveryError, Mailer
 from core.normalize import IdentityError, normalise_email
+from core.outbox import Claim, Outbox
 from plugins.operational import interactions
 from plugins.operational.models import (
     RECIPIENT_STATUSES,
@@ -721,6 +724,20 @@ class SendReport:
         return asdict(self)
 
 
+#: The delivery protocol over the recipients (see the module doc and ``core.outbox``).
+OUTBOX = Outbox(
+    MailingRecipient,
+    status="status",
+    queued="queued",
+    claimed_at="claimed_at",
+    attempts="attempts",
+    handover_at="sent_at",
+    error="last_error",
+    unknown_outcome=UNKNOWN_OUTCOME,
+    stopped_while="during sending",
+)
+
+
 @dataclass(frozen=True)
 class _Claim:
     recipient_id: int
@@ -728,17 +745,8 @@ class _Claim:
     customer_id: int
     email: str
     message_id: str
-    attempts: int
-    claimed_at: dt.datetime
+    held: Claim
     context: dict[str, Any]
-
-    def mine(self) -> ColumnElement[bool]:
-        """The condition that the recipient is still held by this claim."""
-        return (
-            (MailingRecipient.id == self.recipient_id)
-            & (MailingRecipient.claimed_at == self.claimed_at)
-            & (MailingRecipient.attempts == self.attempts)
-        )
 
 
 _UNSUBSCRIBED = "unsubscribed"
@@ -819,29 +827,14 @@ def _finish_mailing(crm: Crm, mailing_id: int) -> bool:
 
 def _release_abandoned(crm: Crm, mailing_id: int, report: SendReport) -> None:
     """Settle claims older than ``ABANDONED_AFTER`` (their worker died), see the module doc."""
-    stale = (
-        (MailingRecipient.mailing_id == mailing_id)
-        & (MailingRecipient.status == "queued")
-        & (MailingRecipient.claimed_at < utcnow() - ABANDONED_AFTER)
-    )
-    never_handed = stale & MailingRecipient.sent_at.is_(None)
-    why = "the worker that claimed it stopped"
     with crm.db.write() as session:
-        report.unknown += session.execute(
-            update(MailingRecipient)
-            .where(stale & MailingRecipient.sent_at.is_not(None))
-            .values(status="failed", last_error=UNKNOWN_OUTCOME.format(why=f"{why} during sending"))
-        ).rowcount
-        report.failed += session.execute(
-            update(MailingRecipient)
-            .where(never_handed & (MailingRecipient.attempts >= MAX_ATTEMPTS))
-            .values(status="failed", claimed_at=None, last_error=f"{why}; too many attempts")
-        ).rowcount
-        report.released += session.execute(
-            update(MailingRecipient)
-            .where(never_handed)
-            .values(claimed_at=None, last_error=f"{why} before sending; retried")
-        ).rowcount
+        OUTBOX.release_abandoned(
+            session,
+            utcnow() - ABANDONED_AFTER,
+            MAX_ATTEMPTS,
+            report,
+            MailingRecipient.mailing_id == mailing_id,
+        )
 
 
 def _send_mailing(
@@ -916,11 +909,7 @@ def _claim(crm: Crm, recipient_id: int) -> _Claim | str | None:
 
     An address that unsubscribed meanwhile is settled as ``"unsubscribed"`` instead.
     """
-    free = (
-        (MailingRecipient.id == recipient_id)
-        & (MailingRecipient.status == "queued")
-        & MailingRecipient.claimed_at.is_(None)
-    )
+    free = OUTBOX.free(recipient_id)
     with crm.db.write() as session:
         row = session.execute(
             select(
@@ -938,13 +927,8 @@ def _claim(crm: Crm, recipient_id: int) -> _Claim | str | None:
                 update(MailingRecipient).where(free).values(status="unsubscribed")
             ).rowcount
             return _UNSUBSCRIBED if done else None
-        claimed_at = utcnow()
-        taken = session.execute(
-            update(MailingRecipient)
-            .where(free)
-            .values(claimed_at=claimed_at, attempts=MailingRecipient.attempts + 1)
-        ).rowcount
-        if taken != 1:
+        held = OUTBOX.claim(session, recipient_id, row.attempts)
+        if held is None:
             return None
         customer = session.get(Customer, row.customer_id)
         return _Claim(
@@ -953,8 +937,7 @@ def _claim(crm: Crm, recipient_id: int) -> _Claim | str | None:
             customer_id=row.customer_id,
             email=row.email,
             message_id=row.message_id,
-            attempts=row.attempts + 1,
-            claimed_at=claimed_at,
+            held=held,
             context=customer_context(session, customer, row.email),  # type: ignore[arg-type]
         )
 
@@ -974,28 +957,13 @@ def _blocked(session: Session, email: str, customer_id: int) -> bool:
 def _handover(crm: Crm, claim: _Claim) -> bool:
     """Record that the message is being handed to the server, if the claim is still ours."""
     with crm.db.write() as session:
-        return (
-            session.execute(
-                update(MailingRecipient)
-                .where(
-                    claim.mine(),
-                    MailingRecipient.status == "queued",
-                    MailingRecipient.sent_at.is_(None),
-                )
-                .values(sent_at=utcnow())
-            ).rowcount
-            == 1
-        )
+        return OUTBOX.handover(session, claim.held)
 
 
 def _mark_sent(crm: Crm, claim: _Claim, subject: str, body: str) -> None:
     """The server accepted the message: mark it sent and log it on the customer's timeline."""
     with crm.db.write() as session:
-        session.execute(
-            update(MailingRecipient)
-            .where(claim.mine())
-            .values(status="sent", sent_at=utcnow(), last_error=None)
-        )
+        OUTBOX.mark_sent(session, claim.held, sent_at=utcnow())
         interactions.log(
             session,
             claim.customer_id,
@@ -1010,24 +978,8 @@ def _mark_sent(crm: Crm, claim: _Claim, subject: str, body: str) -> None:
 
 def _settle_failure(crm: Crm, claim: _Claim, error: DeliveryError, report: SendReport) -> None:
     """Record a failed attempt: back in the queue, ``failed``, or failed with unknown outcome."""
-    retry = {"claimed_at": None, "sent_at": None, "last_error": str(error)}
-    if error.kind == "unknown":
-        values: dict[str, Any] = {
-            "status": "failed",
-            "last_error": UNKNOWN_OUTCOME.format(why=str(error)),
-        }
-        report.unknown += 1
-    elif error.kind == "unreachable":  # the server was down: not an attempt of this mail
-        values = {**retry, "attempts": MailingRecipient.attempts - 1}
-        report.retrying += 1
-    elif error.kind == "rejected" or claim.attempts >= MAX_ATTEMPTS:
-        values = {**retry, "status": "failed"}
-        report.failed += 1
-    else:
-        values = retry
-        report.retrying += 1
     with crm.db.write() as session:
-        session.execute(update(MailingRecipient).where(claim.mine()).values(**values))
+        OUTBOX.settle_failure(session, claim.held, error, MAX_ATTEMPTS, report)
 
 
 def build_message(
