@@ -34,12 +34,10 @@ def co_crm(make_crm):
 
 @pytest.fixture
 def all_crm(make_crm):
-    """Every built-in module enabled (operational, analytical, collaborative), same people."""
-    return _crm(
-        make_crm,
-        "operational,analytical,collaborative",
-        ["operational", "analytical", "collaborative"],
-    )
+    """Every built-in module enabled (operational, analytical, collaborative, smart_sales),
+    same people."""
+    every = ["operational", "analytical", "collaborative", "smart_sales"]
+    return _crm(make_crm, ",".join(every), every)
 
 
 @pytest.fixture

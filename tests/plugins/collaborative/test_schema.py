@@ -17,7 +17,12 @@ def test_enabled_alone_it_depends_on_no_other_module(co_crm):
 
 
 def test_enabled_with_every_module(all_crm):
-    assert set(all_crm.enabled_modules()) == {"operational", "analytical", "collaborative"}
+    assert set(all_crm.enabled_modules()) == {
+        "operational",
+        "analytical",
+        "collaborative",
+        "smart_sales",
+    }
     assert module_diffs(all_crm.db.engine, "collaborative_") == []
 
 
