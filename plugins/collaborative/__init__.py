@@ -169,7 +169,7 @@ def menu_items(crm):
 @hookimpl
 def template_dirs():
     """Templates, found as ``collaborative/<name>``."""
-    return [HERE / "templates" / "collaborative"]
+    return [HERE / "templates"]
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from core.i18n import N_
 from core.ui import Column, Filter, ListView, MenuItem, Resource, Slot
 
 READ = "collaborative.handoff:read"
-#: Where the module finds its templates (``templates/collaborative/`` under the module's name).
+#: The module's templates, found under its name (``collaborative/<name>``).
 TEMPLATES = "collaborative/"
 STATUS_LABELS = {
     "pending": N_("Waiting"),
