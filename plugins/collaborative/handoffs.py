@@ -331,7 +331,8 @@ def return_(
 
 
 def cancel(crm: Crm, session: Session, user: SignedIn, handoff_id: int, version: int) -> Handoff:
-    """Withdraw a pending hand-off; only its creator may."""
+    """Withdraw a pending hand-off; only its creator may. The receiving team's members who can
+    still see the record are told."""
     handoff = get(crm, session, user, handoff_id)
     if handoff.created_by != user.id:
         raise Forbidden(f"only the creator cancels hand-off {handoff_id}")
@@ -342,6 +343,17 @@ def cancel(crm: Crm, session: Session, user: SignedIn, handoff_id: int, version:
     session.flush()
     _history(session, handoff, user.id, "Hand-off cancelled")
     session.flush()
+    # members who only saw the record through the hand-off no longer see it, so are not told
+    subject = _subject(
+        crm,
+        session,
+        handoff,
+        "cancelled",
+        "handoff",
+        N_("cancelled a hand-off to your team"),
+        user.id,
+    )
+    notify.notify(crm, session, teams.member_ids(session, handoff.to_team_id), subject)
     return handoff
 
 

@@ -176,6 +176,23 @@ def test_only_the_creator_cancels(co_crm, api):
     assert _history(co_crm, "customer", customer)[-1] == "Hand-off cancelled"
 
 
+def test_a_cancelled_hand_off_tells_the_members_who_still_see_the_record(co_crm, api):
+    customer = _customer(co_crm)
+    chi = api(co_crm, "chi@example.com")
+    h = _hand(chi, customer, co_crm.people["team:care"]).json()
+    assert (
+        chi.post(f"{HANDOFFS}/{h['id']}/cancel", json={"version": h["version"]}).status_code == 200
+    )
+    with co_crm.db.session() as session:
+        told = session.execute(
+            select(Notification.user_id, Notification.label).where(
+                Notification.key == f"handoff:{h['id']}:cancelled"
+            )
+        ).all()
+    # dung (service, sees every customer) is told; nobody else is in the care team
+    assert told == [(co_crm.people["dung@example.com"], "cancelled a hand-off to your team")]
+
+
 def test_bad_hand_offs_are_refused_naming_the_field(co_crm, api):
     people = co_crm.people
     customer = _customer(co_crm)
