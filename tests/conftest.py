@@ -23,6 +23,28 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_SECRET = "test-secret-key-0123456789abcdef0123456789"
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _light_password_hashing():
+    """Argon2 with its lightest parameters inside the test process.
+
+    The product hashes with pwdlib's recommended Argon2 parameters (about 0.13 s per hash, on
+    purpose); tests create and sign in hundreds of users, which made hashing a large share of
+    the suite's time. The algorithm and code paths stay the same; servers and commands that
+    tests start as separate processes keep the real parameters.
+    """
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from core import auth
+
+    light = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    original = auth._hasher
+    auth._hasher = lambda: light
+    yield
+    auth._hasher = original
+
+
 TEST_PLUGINS = {
     "sample": "crm_testplugins.sample",
     "sample_dep": "crm_testplugins.sample_dep",

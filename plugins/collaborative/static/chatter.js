@@ -146,6 +146,10 @@
     if (open && event.target === open.textarea) { close(); }
   });
 
-  // htmx replaced the panel the list belonged to
-  document.addEventListener("htmx:beforeSwap", function () { close(); });
+  // htmx is replacing the panel the list belongs to (other panels of the page, still loading
+  // or refreshing themselves, leave it open)
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (open && target && target.contains(open.textarea)) { close(); }
+  });
 })();
