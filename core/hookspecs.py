@@ -303,8 +303,9 @@ def customer_created(crm, customer):
 
 
 @hookspec
-def customer_updated(crm, customer, changes):
-    """A customer was updated; ``changes`` maps field to ``(before, after)``.
+def customer_updated(crm, customer, changes, actor_id):
+    """A customer was updated; ``changes`` maps field to ``(before, after)``; ``actor_id`` is
+    the user who changed it (``None`` for a command or a system process).
 
     Called after the transaction committed. Return nothing.
     """

@@ -260,7 +260,14 @@ def update(
         return changes
     customer.updated_at = utcnow()  # a real column change, so the version rises for tags too
     session.flush()
-    events.emit(session, crm, "customer_updated", customer=as_dict(customer), changes=changes)
+    events.emit(
+        session,
+        crm,
+        "customer_updated",
+        customer=as_dict(customer),
+        changes=changes,
+        actor_id=audit.current_actor(session).user_id,
+    )
     return changes
 
 
@@ -318,6 +325,7 @@ def set_archived(session: Session, crm: Crm, customer: Customer, archived: bool)
         "customer_updated",
         customer=as_dict(customer),
         changes={"archived": (not archived, archived)},
+        actor_id=audit.current_actor(session).user_id,
     )
     return True
 

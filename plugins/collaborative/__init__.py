@@ -111,11 +111,11 @@ def customer_created(crm, customer):
 
 
 @hookimpl
-def customer_updated(crm, customer, changes):
-    """Tell the customer's followers what changed."""
+def customer_updated(crm, customer, changes, actor_id):
+    """Tell the customer's followers what changed (not the one who changed it)."""
     from plugins.collaborative.events import on_customer_updated
 
-    on_customer_updated(crm, customer, changes)
+    on_customer_updated(crm, customer, changes, actor_id)
 
 
 @hookimpl

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import select
 
 from core import records
 from core.events import RecordEvent
 from core.i18n import N_
-from core.models import AuditLog
 from plugins.collaborative.followers import follower_ids
 from plugins.collaborative.notify import Subject, notify
 
@@ -27,8 +23,6 @@ if TYPE_CHECKING:
     from core.runtime import Crm
 
 CUSTOMER_CHANGED = N_("Customer changed")
-#: Audit rows looked at to find who made a customer change.
-_AUDIT_LOOKBACK = 20
 _MAX_VALUE = 200
 
 
@@ -95,36 +89,9 @@ def on_record_event(crm: Crm, event: RecordEvent) -> None:
         notify(crm, session, people, subject)
 
 
-def customer_actor(session: Session, customer: dict[str, Any], fields: Iterable[str]) -> int | None:
-    """The user who made the change just committed on ``customer``, from the audit log.
-
-    The hook does not carry the actor; the change's audit row does (written in the same
-    transaction, attributed to the request's user). The row is recognised by the customer's
-    new ``updated_at``, else by the fields it changed. ``None`` when no user made it.
-    """
-    rows = session.execute(
-        select(AuditLog.actor_id, AuditLog.after)
-        .where(
-            AuditLog.model == "customer",
-            AuditLog.record_id == str(customer["id"]),
-            AuditLog.action == "update",
-        )
-        .order_by(AuditLog.id.desc())
-        .limit(_AUDIT_LOOKBACK)
-    ).all()
-    updated = customer.get("updated_at")
-    stamp = updated.isoformat() if isinstance(updated, dt.datetime) else None
-    for actor_id, after in rows:
-        if stamp and isinstance(after, dict) and after.get("updated_at") == stamp:
-            return actor_id
-    wanted = set(fields)
-    for actor_id, after in rows:
-        if isinstance(after, dict) and wanted & set(after):
-            return actor_id
-    return None
-
-
-def on_customer_updated(crm: Crm, customer: dict[str, Any], changes: dict[str, Any]) -> None:
+def on_customer_updated(
+    crm: Crm, customer: dict[str, Any], changes: dict[str, Any], actor_id: int | None
+) -> None:
     """Tell the customer's followers which fields changed, and to what (not the one who did)."""
     if not changes:
         return
@@ -143,6 +110,6 @@ def on_customer_updated(crm: Crm, customer: dict[str, Any], changes: dict[str, A
             record_type="customer",
             record_id=customer_id,
             customer_id=customer_id,
-            actor_id=customer_actor(session, customer, changes),
+            actor_id=actor_id,
         )
         notify(crm, session, people, subject)
