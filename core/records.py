@@ -96,13 +96,13 @@ def visible(
 
 
 def can_see_customer(crm: Crm | None, connection: Any, user: SignedIn, customer_id: int) -> bool:
-    """Whether ``user`` may see customer ``customer_id`` (one indexed query when restricted)."""
+    """Whether customer ``customer_id`` exists and ``user`` may see it (one indexed query)."""
     from core.customers.models import Customer
 
+    query = select(Customer.id).where(Customer.id == customer_id)
     condition = customer_condition(crm, user)
-    if condition is None:
-        return True
-    query = select(Customer.id).where(Customer.id == customer_id, condition)
+    if condition is not None:
+        query = query.where(condition)
     return connection.execute(query).first() is not None
 
 
@@ -147,8 +147,11 @@ class RecordType:
 
 
 def record_types(crm: Crm) -> dict[str, RecordType]:
-    """Record types declared by the core and the enabled modules, by name."""
-    return {item.name: item for _, item in crm.contributions("record_types", crm=crm)}
+    """Record types declared by the core and the enabled modules, by name (collected once)."""
+    return crm.memo(
+        "record_types",
+        lambda: {item.name: item for _, item in crm.contributions("record_types", crm=crm)},
+    )
 
 
 def record_condition(crm: Crm, user: SignedIn, kind: RecordType) -> ColumnElement[bool] | None:

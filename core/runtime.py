@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from core.plugins import CORE, HookResult, PluginRegistry
@@ -33,6 +34,7 @@ class Crm:
         self._db = database
         self._enabled: list[str] | None = None
         self._module_settings: dict[str, dict[str, Any]] = {}
+        self._memo: dict[str, Any] = {}
 
     @classmethod
     def from_env(cls) -> Crm:
@@ -77,6 +79,14 @@ class Crm:
     def refresh(self) -> None:
         """Forget cached module states (after enabling or disabling modules)."""
         self._enabled = None
+        self._memo.clear()
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per set of enabled modules (for what hooks declare, such as
+        record types, asked for on every query a record rule builds)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def declared_settings(self, module: str) -> list[ModuleSetting]:
         """The settings ``module`` declares (``module_settings`` hook)."""

@@ -49,12 +49,16 @@ class Page:
 
 
 def visible_condition(crm: Crm, user: SignedIn, resource: Resource) -> Any:
-    """The record rule of ``user`` on ``resource`` (``None`` when they see every row)."""
+    """The record rule of ``user`` on ``resource`` (``None`` when they see every row).
+
+    Rules are asked for by the model's permission prefix (``operational.ticket``), the name its
+    API and record type use, so a screen and the API of one model always apply the same rules.
+    """
     model = resource.model
     return records.visible(
         crm,
         user,
-        resource.name,
+        resource.permission_prefix or resource.name,
         owner_column=getattr(model, resource.owner_column) if resource.owner_column else None,
         customer_column=(
             getattr(model, resource.customer_column) if resource.customer_column else None

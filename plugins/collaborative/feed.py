@@ -71,9 +71,7 @@ def customers(crm: Crm, user: SignedIn, scope: str = "mine") -> Any:
 
 def one_customer(crm: Crm, session: Session, user: SignedIn, customer_id: int) -> Any:
     """A selectable of ``customer_id`` alone; ``NotFoundError`` when the user may not see it."""
-    if session.get(Customer, customer_id) is None or not can_see_customer(
-        crm, session, user, customer_id
-    ):
+    if not can_see_customer(crm, session, user, customer_id):
         raise NotFoundError(f"customer {customer_id} not found")
     return select(Customer.id).where(Customer.id == customer_id)
 

@@ -242,13 +242,11 @@ def get(crm: Crm, session: Session, user: SignedIn, handoff_id: int) -> Handoff:
 
 
 def may_decide(session: Session, user: SignedIn, handoff: Handoff) -> bool:
-    """Whether ``user`` may accept or return it: a member or the lead of the receiving team,
-    or someone who manages teams."""
+    """Whether ``user`` may accept or return it: a member of the receiving team (its lead is
+    one), or someone who manages teams."""
     if MANAGE in user.permissions:
         return True
-    if user.id in teams.member_ids(session, handoff.to_team_id):
-        return True
-    return teams.lead_of(session, handoff.to_team_id) == user.id
+    return departments.is_member(session, handoff.to_team_id, user.id)
 
 
 def _pending(handoff: Handoff, version: int) -> None:
@@ -474,13 +472,8 @@ def describe(crm: Crm, session: Session, rows: list[Handoff]) -> dict[str, Any]:
     users = {r.created_by for r in rows} | {r.decided_by for r in rows}
     names = dict(session.execute(select(User.id, User.name).where(User.id.in_(users))).all())
     kinds = core_records.record_types(crm)
-    titles: dict[tuple[str, int], str] = {}
-    links: dict[tuple[str, int], str] = {}
-    for row in rows:
-        kind = kinds.get(row.record_type)
-        key = (row.record_type, row.record_id)
-        if kind is None or key in titles:
-            continue
-        titles[key] = recs.title_of(session, kind, row.record_id) or f"#{row.record_id}"
-        links[key] = kind.link(row.record_id)
+    refs = {(r.record_type, r.record_id) for r in rows if r.record_type in kinds}
+    found = recs.titles_of(crm, session, refs)
+    titles = {key: found.get(key, f"#{key[1]}") for key in refs}
+    links = {key: kinds[key[0]].link(key[1]) for key in refs}
     return {"teams": labels, "names": names, "titles": titles, "links": links}

@@ -426,15 +426,7 @@ def links_of_record(
 
 def titles(crm: Crm, session: Session, rows: list[PartnerLink]) -> dict[tuple[str, int], str]:
     """The titles of the records ``rows`` point to, by ``(record_type, record_id)``."""
-    kinds = records.record_types(crm)
-    found: dict[tuple[str, int], str] = {}
-    for row in rows:
-        kind = kinds.get(row.record_type)
-        if kind is not None:
-            title = collab_records.title_of(session, kind, row.record_id)
-            if title is not None:
-                found[(row.record_type, row.record_id)] = title
-    return found
+    return collab_records.titles_of(crm, session, {(r.record_type, r.record_id) for r in rows})
 
 
 # --- shares ------------------------------------------------------------------------------------
@@ -451,11 +443,7 @@ def _partner_user(session: Session, user_id: int) -> User:
 
 
 def _visible_customer(crm: Crm, session: Session, user: SignedIn, customer_id: int) -> None:
-    from core.customers.models import Customer
-
-    if session.get(Customer, customer_id) is None or not records.can_see_customer(
-        crm, session, user, customer_id
-    ):
+    if not records.can_see_customer(crm, session, user, customer_id):
         raise NotFoundError(f"customer {customer_id} not found")
 
 

@@ -7,6 +7,7 @@ allowed to see the record itself: :func:`visible_condition` turns that into one 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
@@ -37,6 +38,28 @@ def title_of(session: Session, kind: RecordType, record_id: int) -> str | None:
         select(getattr(kind.model, kind.title)).where(kind.model.id == record_id)
     ).first()
     return None if row is None else str(row[0] or f"#{record_id}")
+
+
+def titles_of(
+    crm: Crm, session: Session, refs: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], str]:
+    """Titles of the records ``refs`` name, by ``(record_type, record_id)``: one query per
+    record type; records (or types) that no longer exist are left out."""
+    wanted: dict[str, set[int]] = {}
+    for record_type, record_id in refs:
+        wanted.setdefault(record_type, set()).add(record_id)
+    kinds = records.record_types(crm)
+    found: dict[tuple[str, int], str] = {}
+    for record_type, ids in wanted.items():
+        kind = kinds.get(record_type)
+        if kind is None:
+            continue
+        rows = session.execute(
+            select(kind.model.id, getattr(kind.model, kind.title)).where(kind.model.id.in_(ids))
+        )
+        for record_id, title in rows:
+            found[(record_type, record_id)] = str(title or f"#{record_id}")
+    return found
 
 
 def customer_of(session: Session, kind: RecordType, record_id: int) -> int | None:

@@ -8,17 +8,16 @@ rule), and stay inside the SQL of every list, search, count and export:
   shared with them);
 - customers shared with the user (:class:`Share`), for every restricted scope;
 - records of a type with a ``team_column`` (tickets, opportunities) whose team is one of the
-  user's, or with a pending hand-off to one of the user's teams (asked for by the record
-  type's name or by its UI resource's);
-- hand-offs (the UI resource ``handoff``): those addressed to the user's teams or sent by the
-  user, and those about a record the user may see.
+  user's, or with a pending hand-off to one of the user's teams;
+- hand-offs: those addressed to the user's teams or sent by the user, and those about a record
+  the user may see.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, true
 
 from core import records
 from plugins.collaborative.models import AccountTeam, Handoff, Share
@@ -26,11 +25,10 @@ from plugins.collaborative.teams import teams_of
 
 if TYPE_CHECKING:
     from core.auth import SignedIn
-    from core.records import RecordType
     from core.runtime import Crm
 
-#: The UI resource of hand-offs (``/ui/handoff``), whose list the core filters by this rule.
-HANDOFF_RESOURCE = "handoff"
+#: The model name of hand-offs in record rules (their screens' permission prefix).
+HANDOFFS = "collaborative.handoff"
 
 
 def pending_to_my_teams(user_id: int, record_type: str) -> Any:
@@ -55,32 +53,21 @@ def _customer(user: SignedIn) -> list[ColumnElement[bool]]:
 
 
 def _handoffs(crm: Crm, user: SignedIn) -> list[ColumnElement[bool]]:
-    from plugins.collaborative.records import visible_condition
+    from plugins.collaborative.handoffs import visible_condition
 
-    mine = [Handoff.to_team_id.in_(teams_of(user.id)), Handoff.created_by == user.id]
-    about = visible_condition(crm, user, Handoff.record_type, Handoff.record_id)
-    return [*mine, about] if about is not None else mine
-
-
-def _kind(crm: Crm, model: str) -> RecordType | None:
-    """The record type called ``model``, or whose UI resource is ``model``: the generated
-    screens ask for the rules of their resource (``ticket``), the API of the record type
-    (``operational.ticket``)."""
-    kinds = records.record_types(crm)
-    if model in kinds:
-        return kinds[model]
-    return next((k for k in kinds.values() if k.resource == model), None)
+    condition = visible_condition(crm, user)
+    return [true() if condition is None else condition]
 
 
 def conditions(crm: Crm, user: SignedIn, model: str) -> list[ColumnElement[bool]]:
     """Extra conditions under which ``user`` sees rows of ``model`` (OR-ed by the core)."""
     if model == "customer":
         return _customer(user)
-    if model == HANDOFF_RESOURCE:
+    if model == HANDOFFS:
         return _handoffs(crm, user)
     if user.scope == "shared":
         return []
-    kind = _kind(crm, model)
+    kind = records.record_types(crm).get(model)
     if kind is None or kind.team_column is None:
         return []
     return [

@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import records
-from core.customers.models import Customer
 from core.errors import Invalid, NotFoundError
 from core.runtime import Crm
 from core.web import problems
@@ -165,9 +164,7 @@ def remove_member(
 
 
 def _visible_customer(crm: Crm, session: Session, principal: Principal, customer_id: int) -> None:
-    if session.get(Customer, customer_id) is None or not records.can_see_customer(
-        crm, session, principal.user, customer_id
-    ):
+    if not records.can_see_customer(crm, session, principal.user, customer_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {customer_id}")
 
 
