@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
+from sqlalchemy import ColumnElement, exists, false, or_, select, true
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import exists, false, select, true
 
 from core.db import utcnow
 from core.errors import CrmError, Invalid, NotFoundError, StaleVersion
@@ -117,8 +117,14 @@ def _parse(body: str, extra: Iterable[str]) -> _Mentions:
     return _Mentions(frozenset(users), frozenset(groups))
 
 
-def _check_mentions(session: Session, mentions: _Mentions) -> None:
-    """``Invalid`` on ``mentions`` for unknown or deactivated users and unknown teams."""
+def _check_mentions(session: Session, user: SignedIn, mentions: _Mentions) -> None:
+    """``Invalid`` on ``mentions`` for unknown or deactivated users and unknown teams; a partner
+    contact may mention only the people working on their customers, and no team (without
+    saying which ids exist)."""
+    if user.scope == "shared" and (
+        mentions.teams or not mentions.users <= partner_contacts_reach(session, user.id)
+    ):
+        raise Invalid({"mentions": "mention only the people working on your customers"})
     problems = []
     if mentions.users:
         active = set(
@@ -181,21 +187,31 @@ def _clean_body(crm: Crm, body: str | None) -> str:
     return text
 
 
-def _visible_message(crm: Crm, session: Session, user: SignedIn, message_id: int) -> Message:
-    """The message if ``user`` may see its record; ``NotFoundError`` otherwise."""
+def _notes_rule(user: SignedIn) -> ColumnElement[bool] | None:
+    """A partner contact (scope ``shared``) reads no internal notes of the staff: only their
+    own and those mentioning them. ``None`` for everyone else."""
+    if user.scope != "shared":
+        return None
+    return or_(
+        Message.kind != "note",
+        Message.author_id == user.id,
+        Message.id.in_(select(Mention.message_id).where(Mention.user_id == user.id)),
+    )
+
+
+def get(crm: Crm, session: Session, user: SignedIn, message_id: int) -> Message:
+    """One message: if ``user`` may see its record (and read it); ``NotFoundError`` otherwise."""
     query = select(Message).where(Message.id == message_id)
-    rule = records.visible_condition(crm, user, Message.record_type, Message.record_id)
-    if rule is not None:
-        query = query.where(rule)
+    for rule in (
+        records.visible_condition(crm, user, Message.record_type, Message.record_id),
+        _notes_rule(user),
+    ):
+        if rule is not None:
+            query = query.where(rule)
     message = session.scalar(query)
     if message is None:
         raise NotFoundError(f"message {message_id} not found")
     return message
-
-
-def get(crm: Crm, session: Session, user: SignedIn, message_id: int) -> Message:
-    """One message ``user`` may see (its record's rules apply); ``NotFoundError`` otherwise."""
-    return _visible_message(crm, session, user, message_id)
 
 
 def may_change(user: SignedIn, message: Message) -> bool:
@@ -310,7 +326,7 @@ def post(
         if parent.parent_id is not None:
             raise Invalid({"parent_id": "reply to the first message of the thread"})
     wanted = _parse(text, mentions)
-    _check_mentions(session, wanted)
+    _check_mentions(session, user, wanted)
     message = Message(
         record_type=record_type,
         record_id=record_id,
@@ -346,14 +362,14 @@ def edit(
 
     ``StaleVersion`` when someone changed it since; people newly mentioned are told.
     """
-    message = _visible_message(crm, session, user, message_id)
+    message = get(crm, session, user, message_id)
     if not may_change(user, message):
         raise NotAllowed(f"only the author or a moderator may change message {message_id}")
     if version != message.version:
         raise StaleVersion(message)
     text = _clean_body(crm, body)
     wanted = _parse(text, ())
-    _check_mentions(session, wanted)
+    _check_mentions(session, user, wanted)
     before = _stored_mentions(session, message.id)
     message.body = text
     message.edited_at = utcnow()
@@ -375,7 +391,7 @@ def delete(crm: Crm, session: Session, user: SignedIn, message_id: int) -> int:
 
     The notifications about them go too: they would point to nothing.
     """
-    message = _visible_message(crm, session, user, message_id)
+    message = get(crm, session, user, message_id)
     if not may_change(user, message):
         raise NotAllowed(f"only the author or a moderator may delete message {message_id}")
     doomed = [*session.scalars(select(Message).where(Message.parent_id == message.id)), message]
@@ -407,10 +423,10 @@ def thread(
     """A page of a record's conversation: top-level messages newest first (older than
     ``before_id``), each with its replies oldest first. ``NotFoundError`` for a hidden record."""
     records.require_visible(crm, session, user, record_type, record_id)
-    rule = records.visible_condition(crm, user, Message.record_type, Message.record_id)
     on_record = [Message.record_type == record_type, Message.record_id == record_id]
-    if rule is not None:
-        on_record.append(rule)
+    notes = _notes_rule(user)
+    if notes is not None:
+        on_record.append(notes)
     query = select(Message).where(*on_record, Message.parent_id.is_(None))
     if before_id is not None:
         query = query.where(Message.id < before_id)

@@ -308,7 +308,7 @@ async def list_mentionables(
 
 
 def _followers(
-    crm: Crm, session: Session, principal: Principal, record_type: str, record_id: int
+    session: Session, principal: Principal, record_type: str, record_id: int
 ) -> FollowersOut:
     rows = session.execute(
         select(Follower.user_id, User.name, User.email, Follower.reason)
@@ -343,7 +343,7 @@ async def list_followers(
 ) -> FollowersOut:
     """Who follows a record the user may see."""
     _require_record(crm, session, principal, record_type, record_id)
-    return _followers(crm, session, principal, record_type, record_id)
+    return _followers(session, principal, record_type, record_id)
 
 
 @router.put("/followers", response_model=FollowersOut)
@@ -358,7 +358,7 @@ def follow_record(
     _require_record(crm, session, principal, record_type, record_id)
     followers.follow(session, record_type, record_id, principal.user.id, "manual")
     session.flush()
-    return _followers(crm, session, principal, record_type, record_id)
+    return _followers(session, principal, record_type, record_id)
 
 
 @router.delete("/followers", response_model=FollowersOut)
@@ -372,4 +372,4 @@ def unfollow_record(
     """Stop following a record."""
     _require_record(crm, session, principal, record_type, record_id)
     followers.unfollow(session, record_type, record_id, principal.user.id)
-    return _followers(crm, session, principal, record_type, record_id)
+    return _followers(session, principal, record_type, record_id)

@@ -3,7 +3,7 @@ autocomplete's search; how mentions render."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core import auth, users
 from plugins.collaborative import messages
@@ -256,3 +256,55 @@ def test_a_partner_contact_finds_only_the_people_on_their_customers(co_crm, api)
     assert found == {"Nguyễn Văn An", "Trần Thị Bình", "Hoàng Mai"}
     assert client.get("/api/collaborative/mentionables?q=chi").json() == []
     assert client.get("/api/collaborative/mentionables?q=mien").json() == []
+
+
+def _partner_on_shared_customer(co_crm) -> tuple[int, int]:
+    """A partner contact and the north customer shared with them."""
+    from plugins.collaborative.models import AccountTeam, Share
+
+    with co_crm.db.write() as session:
+        partner = users.create_user(
+            session, "ana@partner.example", "Anh Đối Tác", PASSWORD, ["partner"]
+        )
+        session.flush()
+        customer = add_customer(session, "Công ty Sen Vàng", owner=co_crm.people[AN])
+        session.add(AccountTeam(customer_id=customer, team_id=co_crm.people["team:north"]))
+        session.add(Share(customer_id=customer, user_id=partner.id))
+    return partner.id, customer
+
+
+def test_a_partner_contact_reads_comments_but_not_the_staffs_internal_notes(co_crm, api):
+    partner, customer = _partner_on_shared_customer(co_crm)
+    staff = api(co_crm, AN)
+    where = {"record_type": "customer", "record_id": customer}
+    note = staff.post(
+        "/api/collaborative/messages", json={**where, "body": "Giá sàn 5%", "kind": "note"}
+    ).json()["id"]
+    told = staff.post(
+        "/api/collaborative/messages",
+        json={**where, "body": "Nhờ anh xem", "kind": "note", "mentions": [f"user:{partner}"]},
+    ).json()["id"]
+    comment = staff.post("/api/collaborative/messages", json={**where, "body": "Chào anh"}).json()
+    client = api(co_crm, "ana@partner.example")
+    seen = client.get("/api/collaborative/messages", params=where).json()
+    ids = {item["id"] for item in seen["items"]}
+    assert ids == {told, comment["id"]}
+    assert client.get(f"/api/collaborative/messages/{note}").status_code == 404
+    assert api(co_crm, BINH).get(f"/api/collaborative/messages/{note}").status_code == 200
+
+
+def test_a_partner_contact_mentions_only_the_people_on_their_customers(co_crm, api):
+    _, customer = _partner_on_shared_customer(co_crm)
+    client = api(co_crm, "ana@partner.example")
+    where = {"record_type": "customer", "record_id": customer, "body": "Xin chào"}
+    ok = client.post(
+        "/api/collaborative/messages", json={**where, "mentions": [f"user:{co_crm.people[AN]}"]}
+    )
+    assert ok.status_code == 201, ok.text
+    for refused in (f"user:{co_crm.people['chi@example.com']}", "user:9999", "team:1"):
+        response = client.post("/api/collaborative/messages", json={**where, "mentions": [refused]})
+        assert response.status_code == 422
+        # the same answer for a stranger, an unknown id and a team: nothing to enumerate
+        assert response.json()["detail"][0]["msg"].endswith("working on your customers")
+    with co_crm.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 1
