@@ -16,8 +16,6 @@ from core.checks import CheckItem
 if TYPE_CHECKING:
     from core.runtime import Crm
 
-#: The ``core_setting`` key ``crm collaborative digest`` stamps with the time of its last run.
-DIGEST_RUN_KEY = "collaborative.last_digest_run"
 #: A daily digest run older than this means the schedule is missing or broken.
 DIGEST_MAX_AGE = dt.timedelta(hours=26)
 DEFAULT_MAIL_FROM = "crm@localhost"
@@ -70,18 +68,12 @@ def _mail(crm: Crm) -> str | None:
 
 def _digest(crm: Crm) -> str | None:
     from core.db import utcnow
-    from core.models import Setting
+    from plugins.collaborative.delivery import last_digest_run
 
     with crm.db.session() as session:
-        value = session.scalar(select(Setting.value).where(Setting.key == DIGEST_RUN_KEY))
-    if not value:
+        last = last_digest_run(session)
+    if last is None:
         return "daily digests have never run: schedule `crm collaborative digest` (cron, hourly)"
-    try:
-        last = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        return f"{DIGEST_RUN_KEY} holds {value!r}, not a date and time"
-    if last.tzinfo is None:
-        last = last.replace(tzinfo=dt.UTC)
     if utcnow() - last > DIGEST_MAX_AGE:
         return f"daily digests last ran at {last.isoformat()}: is the cron job still scheduled?"
     return None

@@ -189,7 +189,8 @@ def _sender(crm: Crm) -> str:
     return parseaddr(crm.settings.mail_from)[1] or crm.settings.mail_from
 
 
-def _require_smtp(crm: Crm) -> str:
+def require_smtp(crm: Crm) -> str:
+    """The SMTP URL; ``DeliveryConfigError`` when none is configured."""
     if not crm.settings.smtp_url:
         raise DeliveryConfigError("CRM_SMTP_URL is not set: say where mail goes (smtp://host:25)")
     return crm.settings.smtp_url
@@ -235,7 +236,7 @@ def deliver_pending(
     Safe to run in several processes and threads at once: each is mailed at most once. Stops
     early (``report.stopped``) when the SMTP server cannot be reached.
     """
-    url = _require_smtp(crm)
+    url = require_smtp(crm)
     report = DeliveryReport()
     _release_abandoned(crm, now or utcnow(), report)
     last = 0
@@ -384,7 +385,7 @@ def send_digests(crm: Crm, now: dt.datetime | None = None) -> DigestReport:
     Before ``digest_hour`` (local time) nothing is sent. Running it again the same day, or in
     two processes at once, sends nothing more.
     """
-    url = _require_smtp(crm)
+    url = require_smtp(crm)
     now = now or utcnow()
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.UTC)
@@ -433,9 +434,13 @@ def _record_run(crm: Crm, when: str) -> None:
 
 
 def last_digest_run(session: Session) -> dt.datetime | None:
-    """When ``send_digests`` last ran (``None``: never)."""
+    """When ``send_digests`` last ran (``None``: never, or a value that is not a time)."""
     row = session.get(Setting, LAST_DIGEST_RUN)
-    return dt.datetime.fromisoformat(row.value) if row and row.value else None
+    try:
+        last = dt.datetime.fromisoformat(str(row.value)) if row and row.value else None
+    except ValueError:
+        return None
+    return last if last is None or last.tzinfo else last.replace(tzinfo=dt.UTC)
 
 
 def _release_abandoned_digests(crm: Crm, now: dt.datetime, report: DigestReport) -> None:
@@ -513,13 +518,25 @@ def _send_digest(
         report.users.append(user_id)
 
 
+def _settle_unmailable(session: Session, where: tuple[Any, ...], why: str) -> None:
+    """Take digest items that will never be mailed out of the digest queue."""
+    session.execute(
+        update(Notification)
+        .where(*where, Notification.email_status == "digest")
+        .values(email_status="none", email_error=why)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _claim_digest(
     crm: Crm, user_id: int, day: dt.date, now: dt.datetime, report: DigestReport
 ) -> tuple[_DigestClaim | None, list[str]]:
     """Insert the user's ``Digest`` row for ``day`` (the claim) and read what it lists."""
     with crm.db.write() as session:
         user = session.get(User, user_id)
+        waiting = (Notification.user_id == user_id, Notification.email_status == "digest")
         if user is None or not user.is_active:
+            _settle_unmailable(session, waiting, "the user is deactivated")
             return None, []
         rows = session.execute(
             select(Notification, User.name)
@@ -534,6 +551,7 @@ def _claim_digest(
         ).all()
         gettext = translator(crm, user.language)
         items: list[int] = []
+        hidden: list[int] = []
         lines: list[str] = []
         for notification, actor_name in rows:
             subject = Subject(
@@ -544,12 +562,15 @@ def _claim_digest(
                 record_id=notification.record_id,
             )
             if not may_see(crm, session, user_id, subject):
+                hidden.append(notification.id)
                 continue
             items.append(notification.id)
             line = f"- {_headline(gettext, notification.label, notification.title)}"
             if actor_name:
                 line += f" ({gettext('By %(name)s') % {'name': actor_name}})"
             lines += [line, f"  {link(crm, notification.url)}"]
+        # settled, or they would fill every later digest's window and block it for good
+        _settle_unmailable(session, (Notification.id.in_(hidden),), "no longer visible to the user")
         if not items:
             return None, []
         digest = Digest(

@@ -11,10 +11,12 @@ from core.commands import FORMAT_OPTION, open_crm, print_json
 
 
 def _smtp_required(crm: object) -> None:
-    if not crm.settings.smtp_url:  # type: ignore[attr-defined]
-        raise click.ClickException(
-            "CRM_SMTP_URL is not set: say where notification e-mail goes (smtp://host:25)"
-        )
+    from plugins.collaborative.delivery import DeliveryConfigError, require_smtp
+
+    try:
+        require_smtp(crm)
+    except DeliveryConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _moment(value: str | None) -> dt.datetime | None:

@@ -9,7 +9,7 @@ from core import checks, users
 from core.db import utcnow
 from core.models import Setting
 from plugins.collaborative import departments
-from plugins.collaborative.checks import DIGEST_RUN_KEY
+from plugins.collaborative.delivery import LAST_DIGEST_RUN as DIGEST_RUN_KEY
 from tests.plugins.collaborative.helpers import ADMIN, add_customer
 
 

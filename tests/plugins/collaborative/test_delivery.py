@@ -276,6 +276,35 @@ def test_the_daily_digest_goes_once_per_user_and_day(mail_crm, smtp):
         assert session.scalar(select(func.count()).select_from(Digest)) == 3
 
 
+def test_digest_items_that_can_no_longer_be_mailed_leave_the_queue(mail_crm, smtp):
+    from core.models import User
+    from plugins.collaborative.models import AccountTeam
+
+    _prefer(mail_crm, BINH, email="digest")
+    with mail_crm.db.write() as session:
+        customer = add_customer(session, "Công ty Sao Mai", owner=mail_crm.people[AN])
+        session.add(AccountTeam(customer_id=customer, team_id=mail_crm.people["team:north"]))
+    hidden = _tell(mail_crm, BINH, "message:1", title="Công ty Sao Mai", customer=customer)
+    kept = _tell(mail_crm, BINH, "message:2", title="Tập đoàn Sông Hồng")
+    with mail_crm.db.write() as session:  # binh no longer sees that customer
+        session.query(AccountTeam).filter_by(customer_id=customer).delete()
+        session.get(User, mail_crm.people[AN]).team_id = mail_crm.people["team:south"]
+    report = delivery.send_digests(mail_crm, now=_local(1, 9))
+    assert (report.sent, report.items) == (1, 1)
+    assert "Công ty Sao Mai" not in smtp.handler.messages[-1].get_content()
+    assert (_row(mail_crm, hidden).email_status, _row(mail_crm, kept).email_status) == (
+        "none",
+        "sent",
+    )
+
+    _prefer(mail_crm, ZAHRA, email="digest")
+    waiting = _tell(mail_crm, ZAHRA, "message:3")
+    with mail_crm.db.write() as session:
+        session.get(User, mail_crm.people[ZAHRA]).is_active = False
+    delivery.send_digests(mail_crm, now=_local(1, 10))
+    assert _row(mail_crm, waiting).email_status == "none"
+
+
 def test_a_refused_digest_is_sent_later_the_same_day_once(mail_crm, smtp):
     _prefer(mail_crm, BINH, email="digest")
     told = _tell(mail_crm, BINH, "message:1")
