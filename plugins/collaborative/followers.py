@@ -57,8 +57,3 @@ def follower_ids(session: Session, record_type: str, record_id: int) -> list[int
             )
         )
     )
-
-
-def is_following(session: Session, record_type: str, record_id: int, user_id: int) -> bool:
-    """Whether ``user_id`` follows the record."""
-    return user_id in follower_ids(session, record_type, record_id)

@@ -207,7 +207,3 @@ def set_preferences(
         )
     session.flush()
     return wanted
-
-
-#: ``inbox.list(...)``: the same as :func:`list_items` (defined last: it shadows the builtin).
-list = list_items

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
 
+from core.db import utcnow
 from plugins.collaborative.models import (
     AccountTeam,
     Follower,
@@ -47,10 +48,25 @@ def _drop_duplicates(session: Session, model: Any, survivor: int, merged: int, *
 
 def merge_customer(session: Session, survivor: Any, merged: Any) -> None:
     """Move notes, followers, hand-offs, partner links and notifications of ``merged`` (by
-    record id) to ``survivor``; keep the survivor's account team and shares."""
+    record id) to ``survivor``; keep the survivor's account team, shares and pending hand-off
+    (the merged customer's pending one is cancelled)."""
     _drop_duplicates(session, Follower, survivor.id, merged.id, "user_id")
     _drop_duplicates(session, PartnerLink, survivor.id, merged.id, "partner_id", "relation")
     _drop_duplicates(session, Share, survivor.id, merged.id, "user_id")
+    pending = (Handoff.record_type == "customer", Handoff.status == "pending")
+    if session.scalar(select(Handoff.id).where(*pending, Handoff.record_id == survivor.id)):
+        # one pending hand-off per record: the survivor's stands, the merged one's is withdrawn
+        session.execute(
+            update(Handoff)
+            .where(*pending, Handoff.record_id == merged.id)
+            .values(
+                status="cancelled",
+                decided_at=utcnow(),
+                reason=f"customer merged into {survivor.id}",
+                version=Handoff.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
     if session.get(AccountTeam, survivor.id) is not None:
         session.execute(delete(AccountTeam).where(AccountTeam.customer_id == merged.id))
     for model in (Message, Follower, Handoff, PartnerLink, Notification):

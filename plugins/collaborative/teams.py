@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, union
 
-from core.models import Team, User
+from core.models import User
 from plugins.collaborative.models import Member, TeamProfile
 
 if TYPE_CHECKING:
@@ -40,8 +40,3 @@ def lead_of(session: Session, team_id: int) -> int | None:
         .join(User, User.id == TeamProfile.lead_id)
         .where(TeamProfile.team_id == team_id, User.is_active)
     )
-
-
-def get_team(session: Session, team_id: int) -> Team | None:
-    """The core team ``team_id``."""
-    return session.get(Team, team_id)
