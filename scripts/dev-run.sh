@@ -17,5 +17,7 @@ $CRM demo
 $CRM analytics refresh
 echo
 echo "Open http://127.0.0.1:${PORT:-8000}/ and sign in as admin@example.com with password $(cat "$PASSWORD_FILE")"
+echo "Demo staff (password demo-password-2026): manager@demo.example, sales1@demo.example (sales alerts waiting),"
+echo "sales2@demo.example, service@demo.example, marketing@demo.example"
 echo "(API docs: http://127.0.0.1:${PORT:-8000}/docs — change the password with: $CRM users set-password admin@example.com)"
 exec $CRM serve --host 127.0.0.1 --port "${PORT:-8000}"

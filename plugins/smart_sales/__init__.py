@@ -155,6 +155,13 @@ def static_dirs():
 
 
 @hookimpl
+def web_assets():
+    """The stylesheet of the inbox and of the customer page's offers panel (slots arrive by
+    htmx, so their styles must already be on the page)."""
+    return ["/static/smart_sales/smart_sales.css"]
+
+
+@hookimpl
 def register_commands(cli):
     """``crm smart-sales``."""
     from plugins.smart_sales.commands import register

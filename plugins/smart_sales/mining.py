@@ -128,6 +128,14 @@ def _frequent_itemsets(
     return found
 
 
+@dataclass(frozen=True)
+class Mined:
+    """What :func:`mine_counted` found: the rules, and how many itemsets were frequent."""
+
+    rules: list[Rule]
+    itemsets: int
+
+
 def mine(
     baskets: Iterable[Iterable[str]],
     *,
@@ -137,7 +145,28 @@ def mine(
     max_length: int | None = None,
     max_basket_size: int = 50,
 ) -> list[Rule]:
-    """Mine association rules from ``baskets`` (each an iterable of SKUs).
+    """The rules of :func:`mine_counted` (same arguments, same refusals)."""
+    return mine_counted(
+        baskets,
+        min_support=min_support,
+        min_confidence=min_confidence,
+        min_lift=min_lift,
+        max_length=max_length,
+        max_basket_size=max_basket_size,
+    ).rules
+
+
+def mine_counted(
+    baskets: Iterable[Iterable[str]],
+    *,
+    min_support: float,
+    min_confidence: float = 0.0,
+    min_lift: float = 0.0,
+    max_length: int | None = None,
+    max_basket_size: int = 50,
+) -> Mined:
+    """Mine association rules from ``baskets`` (each an iterable of SKUs), counting the
+    frequent itemsets (single items included) on the way.
 
     Duplicate SKUs within a basket count once; a basket with more than ``max_basket_size``
     distinct SKUs keeps only its first ``max_basket_size`` distinct SKUs. An itemset is
@@ -159,7 +188,7 @@ def mine(
     prepared = _prepare(baskets, max_basket_size)
     n = len(prepared)
     if n == 0:
-        return []
+        return Mined([], 0)
     min_count = _min_count(min_support, n)
     if min_count < MIN_COUNT_FLOOR:
         raise MiningError(
@@ -176,7 +205,7 @@ def mine(
         key=lambda sku: (item_counts[sku], sku),
     )
     if not frequent:
-        return []
+        return Mined([], 0)
     index = {sku: i for i, sku in enumerate(frequent)}
 
     # Vertical layout: one bit per basket, one row per frequent item.
@@ -201,7 +230,7 @@ def mine(
     counts = np.array([item_counts[sku] for sku in frequent], dtype=np.int64)
 
     found = _frequent_itemsets(bits, counts, min_count, max_length)
-    return _rules(found, frequent, n, min_confidence, min_lift)
+    return Mined(_rules(found, frequent, n, min_confidence, min_lift), len(found))
 
 
 def _rules(

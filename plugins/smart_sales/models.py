@@ -124,6 +124,9 @@ class Alert(Audited, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(_customer_fk())
     kind: Mapped[str] = mapped_column(String(12))
+    #: what the alert is about, as data: the product's name for an offer, the customer's name
+    #: for churn (the record type's title in feeds and notifications)
+    title: Mapped[str] = mapped_column(String(200), default="")
     product_id: Mapped[int | None] = mapped_column(_product_fk(), index=True)
     #: the product the customer holds that an up-sell upgrades from
     from_product_id: Mapped[int | None] = mapped_column(_product_fk("SET NULL"))

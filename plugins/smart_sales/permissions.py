@@ -10,6 +10,7 @@ def declarations() -> list[Permission]:
     return [
         Permission("smart_sales.alert", "read", "See alerts on visible customers", _SELLERS),
         Permission("smart_sales.alert", "update", "Mark alerts seen, acted or dismissed", _SELLERS),
+        Permission("smart_sales.alert", "export", "Export visible alerts", ("manager",)),
         Permission(
             "smart_sales.alert", "team", "See the alert inboxes of one's team", ("manager",)
         ),

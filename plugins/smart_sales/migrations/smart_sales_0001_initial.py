@@ -88,6 +88,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=12), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("product_id", sa.Integer(), nullable=True),
         sa.Column("from_product_id", sa.Integer(), nullable=True),
         sa.Column("rule_id", sa.Integer(), nullable=True),
