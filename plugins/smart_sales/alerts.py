@@ -1009,7 +1009,8 @@ def generate(
     ``kinds`` picks cross_sell, up_sell and churn. Each customer and product gets the offer
     with the highest expected value; keys with an open alert or a dismissal within
     ``snooze_days`` are skipped, and a concurrent generation's alert wins over ours (the
-    unique ``open_key``). Archived customers get none. The five alerts of highest expected
+    unique ``open_key``). Archived customers get none. Alerts past their expiry are closed
+    first, so that a lapsed offer can be raised afresh. The five alerts of highest expected
     value of each owner are announced (``record_event``) after the commit.
     """
     from core.customers.models import Customer
@@ -1026,6 +1027,7 @@ def generate(
     ids = None if customer_ids is None else sorted(set(customer_ids))
     if ids == []:
         return 0
+    expire(crm, session, now)
 
     candidates: list[_Candidate] = []
     if wanted & set(OFFER_KINDS):
