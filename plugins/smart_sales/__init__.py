@@ -87,6 +87,14 @@ def order_placed(crm, order):
 
 
 @hookimpl
+def customer_updated(crm, customer, changes, actor_id):
+    """A customer's new owner takes over their open alerts."""
+    from plugins.smart_sales.events import on_customer_updated
+
+    on_customer_updated(crm, customer, changes, actor_id)
+
+
+@hookimpl
 def customer_merged(crm, session, survivor, merged):
     """Move the merged customer's alerts to the survivor, closing duplicates."""
     from plugins.smart_sales.alerts import merge_customer

@@ -7,10 +7,12 @@ customer (the customer's record rule). The inbox "mine" holds the visible alerts
 **Lifecycle.** Raised as ``new``; opening it makes it ``seen``; acting makes it ``acted``;
 dismissing (with a reason) closes it as ``dismissed``; past ``expires_at`` :func:`expire` closes
 it as ``expired``; an order of the customer with the suggested product (any order for churn),
-placed within ``conversion_days`` after it was raised, closes it as ``converted`` and credits
-the product's line amounts (the order's total for churn) — open or expired alerts convert,
-dismissed ones do not, and each converts once. ``open_key`` is set while an alert is open and
-is unique, so a customer never has two open alerts for one product (or two churn alerts).
+in the alert's currency and placed within ``conversion_days`` after it was raised, closes it as
+``converted`` and credits the product's line amounts (for churn, what the offers left of the
+order's total) — only the latest alert raised before the order converts, open or expired but
+not dismissed, and each converts once (:func:`credit_order`). ``open_key`` is set while an
+alert is open and is unique, so a customer never has two open alerts for one product (or two
+churn alerts).
 
 **Raising** (:func:`generate`). Cross-sell from the current run's unmuted rules X → Y: a
 customer who bought every product of X and none of Y (in orders that are not cancelled or
@@ -196,11 +198,15 @@ def _check_version(alert: Alert, version: int | None) -> None:
 
 
 def _flush(session: Session, alert: Alert) -> None:
-    """Write the change; a concurrent change of the same alert is a ``StaleAlert``."""
+    """Write the change; a concurrent change of the same alert is a ``StaleAlert`` carrying
+    the version now stored (read apart: the failed flush leaves the session unusable)."""
+    alert_id = alert.id
     try:
         session.flush()
     except StaleDataError:
-        raise StaleAlert(alert.version) from None
+        with session.get_bind().engine.connect() as connection:
+            current = connection.scalar(select(Alert.version).where(Alert.id == alert_id))
+        raise StaleAlert(current or 0) from None
 
 
 def mark_seen(session: Session, alert: Alert, user: SignedIn) -> bool:
@@ -666,12 +672,12 @@ def _cross_sell(
                 cols.append(col)
     matrix[rows, cols] = True
 
-    rules.sort(key=lambda r: (-r.confidence, -r.lift, r.id))
-    qualifying: dict[int, Any] = {}
-    for rule in rules:
+    def qualifying(rule: Any) -> Any:
+        # computed when needed, not kept: thousands of rules x many customers would not fit
         holds = matrix[:, [column[p] for p in rule.antecedent_ids]].all(axis=1)
-        lacks = ~matrix[:, [column[p] for p in rule.consequent_ids]].any(axis=1)
-        qualifying[rule.id] = holds & lacks
+        return holds & ~matrix[:, [column[p] for p in rule.consequent_ids]].any(axis=1)
+
+    rules.sort(key=lambda r: (-r.confidence, -r.lift, r.id))
     by_product: dict[int, list[Any]] = defaultdict(list)
     for rule in rules:  # in confidence order
         for pid in rule.consequent_ids:
@@ -685,7 +691,7 @@ def _cross_sell(
         margin = margin_of(item.price, item.cost, default_margin)
         taken = np.zeros(len(customers), dtype=bool)
         for rule in offering:
-            new = qualifying[rule.id] & ~taken
+            new = qualifying(rule) & ~taken
             if not new.any():
                 continue
             taken |= new
@@ -1176,19 +1182,116 @@ def _time(value: Any) -> dt.datetime:
     return value
 
 
+def product_amounts(order: dict[str, Any]) -> dict[int, int]:
+    """The sum of each product's line amounts in ``order`` (an ``order_placed`` payload)."""
+    amounts: dict[int, int] = defaultdict(int)
+    for line in order.get("lines") or ():
+        if line.get("product_id") is not None:
+            amounts[line["product_id"]] += int(line.get("amount_minor") or 0)
+    return dict(amounts)
+
+
+def _latest_before(
+    session: Session,
+    customer_id: int,
+    product_ids: Sequence[int],
+    placed: dt.datetime,
+    window: dt.timedelta,
+) -> list[Any]:
+    """The latest alert raised before ``placed`` for each product of ``product_ids`` and for
+    churn, among those raised within ``window`` of it (an older alert is older still).
+
+    Rows of ``id, kind, product_id, state, currency, converted_order_id, owner_id``, in any
+    state: whether the latest one may convert is the caller's question.
+    """
+    query = (
+        select(
+            Alert.id,
+            Alert.kind,
+            Alert.product_id,
+            Alert.state,
+            Alert.currency,
+            Alert.converted_order_id,
+            Alert.owner_id,
+        )
+        .where(
+            Alert.customer_id == customer_id,
+            Alert.raised_at <= placed,
+            Alert.raised_at >= placed - window,
+            or_(Alert.kind == "churn", Alert.product_id.in_(product_ids)),
+        )
+        .order_by(Alert.raised_at.desc(), Alert.id.desc())
+    )
+    latest: dict[str, Any] = {}
+    for row in session.execute(query):
+        latest.setdefault(alert_key(customer_id, row.product_id), row)
+    return list(latest.values())
+
+
+def _convert(session: Session, alert_id: int, order_id: int, credit: int, now: dt.datetime) -> bool:
+    """Convert alert ``alert_id`` by ``order_id`` with ``credit`` if it is still neither
+    dismissed nor converted (whatever else happened to it meanwhile); ``True`` when it did.
+
+    One conditional UPDATE, not an ORM flush: a concurrent act, dismiss, "seen" or expiry of
+    the alert can never fail the order's transaction with a version conflict. Whichever commits
+    first wins: a dismissal committed first keeps the alert dismissed, a conversion committed
+    first makes a later dismissal of that version stale.
+    """
+    result = session.execute(
+        update(Alert)
+        .where(
+            Alert.id == alert_id,
+            Alert.state != "dismissed",
+            Alert.state != "converted",
+            Alert.converted_order_id.is_(None),
+        )
+        .values(
+            state="converted",
+            open_key=None,
+            closed_at=now,
+            converted_order_id=order_id,
+            credited_minor=credit,
+            version=Alert.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    loaded = session.identity_map.get(session.identity_key(Alert, alert_id))
+    if loaded is not None:  # this session's copy is stale now: reload it when next read
+        session.expire(loaded)
+    return True
+
+
+def _credited_to_offers(session: Session, order_id: int) -> int:
+    """What ``order_id`` credited to cross-sell and up-sell alerts so far."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Alert.credited_minor), 0)).where(
+            Alert.converted_order_id == order_id, Alert.kind.in_(OFFER_KINDS)
+        )
+    )
+    return int(total or 0)
+
+
 def credit_order(
     crm: Crm, session: Session, order: dict[str, Any], now: dt.datetime | None = None
 ) -> list[int]:
     """Convert the alerts ``order`` (an ``order_placed`` payload) fulfils; their ids.
 
-    An order that is not cancelled or returned, placed within ``conversion_days`` after an
-    alert of its customer was raised, converts it when it holds the alert's product (any order
-    converts a churn alert), whether the alert is open or expired; dismissed and already
-    converted alerts stay as they are, so crediting the same order twice credits once. Per
-    product (and for churn) only the latest such alert converts. The credit is the order's
-    line amounts for the product (its total for churn). The owner is told after the commit.
+    For each product of the order, and for churn, only the **latest** alert of the customer
+    raised before the order was placed may convert; it converts when it is neither dismissed
+    nor converted already (open or expired both do), the order is placed within
+    ``conversion_days`` of its ``raised_at``, the order is not cancelled or returned, and the
+    alert is in the order's currency. An older alert never converts, even when the newer one
+    was dismissed or converted.
+
+    An offer is credited with the product's line amounts in the order; a churn alert with the
+    rest of the order's total (the total minus what the same order credited to offers, never
+    below 0), so that the order's money is counted once. Crediting the same order twice credits
+    once. Each conversion is a conditional UPDATE (see :func:`_convert`), so a concurrent
+    change of an alert never rolls back the order's credit. The owner is told after the commit.
     """
-    from core import events
+    from core import audit, events
     from core.customers.models import Customer
     from plugins.analytical.sql import EXCLUDED_STATUSES
     from plugins.smart_sales.config import settings
@@ -1197,66 +1300,61 @@ def credit_order(
         return []
     placed = _time(order["placed_at"])
     window = dt.timedelta(days=settings(crm)["conversion_days"])
-    amounts: dict[int, int] = defaultdict(int)
-    for line in order.get("lines") or ():
-        if line.get("product_id") is not None:
-            amounts[line["product_id"]] += int(line.get("amount_minor") or 0)
-    matches = or_(Alert.kind == "churn", Alert.product_id.in_(sorted(amounts)))
-    found = session.scalars(
-        select(Alert)
-        .where(
-            Alert.customer_id == order["customer_id"],
-            Alert.state.in_((*OPEN_STATES, "expired")),
-            Alert.converted_order_id.is_(None),
-            Alert.raised_at <= placed,
-            Alert.raised_at >= placed - window,
-            matches,
-        )
-        .order_by(Alert.raised_at.desc(), Alert.id.desc())
-    ).all()
+    amounts = product_amounts(order)
+    latest = _latest_before(session, order["customer_id"], sorted(amounts), placed, window)
+    candidates = [
+        row
+        for row in latest
+        if row.state not in ("dismissed", "converted")
+        and row.converted_order_id is None
+        and row.currency == order.get("currency")
+    ]
+    # offers first: the churn alert is credited with what they leave of the total
+    candidates.sort(key=lambda row: (row.kind == "churn", row.id))
     now = now or utcnow()
-    converted: list[Alert] = []
-    done: set[str] = set()
-    for alert in found:
-        key = alert_key(alert.customer_id, alert.product_id)
-        if key in done:
-            continue
-        done.add(key)
-        alert.state = "converted"
-        alert.open_key = None
-        alert.closed_at = now
-        alert.converted_order_id = order["id"]
-        alert.credited_minor = (
-            int(order.get("total_minor") or 0)
-            if alert.kind == "churn"
-            else amounts[alert.product_id]
-        )
-        converted.append(alert)
+    converted: list[tuple[Any, int]] = []
+    for row in candidates:
+        if row.kind == "churn":
+            total = int(order.get("total_minor") or 0)
+            credit = max(0, total - _credited_to_offers(session, order["id"]))
+        else:
+            credit = amounts[row.product_id]
+        if _convert(session, row.id, order["id"], credit, now):
+            converted.append((row, credit))
     if not converted:
         return []
-    session.flush()
+    for row, credit in converted:
+        audit.record(
+            session,
+            "update",
+            Alert.__audit_model__ or Alert.__tablename__,
+            row.id,
+            before={"state": row.state},
+            after={
+                "state": "converted",
+                "converted_order_id": order["id"],
+                "credited_minor": credit,
+            },
+        )
     customer_name = session.scalar(
         select(Customer.display_name).where(Customer.id == order["customer_id"])
     )
-    products = products_for(session, converted)
-    for alert in converted:
-        if alert.owner_id is not None:
+    names = _product_names(session, (row.product_id for row, _ in converted))
+    for row, _ in converted:
+        if row.owner_id is not None:
             events.announce(
                 session,
                 crm,
                 events.RecordEvent(
                     record_type=RECORD_TYPE,
-                    record_id=alert.id,
+                    record_id=row.id,
                     verb="converted",
                     label=CONVERTED_LABEL,
-                    title=_event_title(
-                        customer_name,
-                        products[alert.product_id].name if alert.product_id in products else None,
-                    ),
-                    recipients=(alert.owner_id,),
+                    title=_event_title(customer_name, names.get(row.product_id)),
+                    recipients=(row.owner_id,),
                 ),
             )
-    return [alert.id for alert in converted]
+    return [row.id for row, _ in converted]
 
 
 # --- merging customers -------------------------------------------------------------------------

@@ -55,6 +55,12 @@ DECLARATIONS = (
         lambda n, v: whole_number(n, v, 2, 10_000),
         "orders with more distinct products are left out of mining (they explode memory)",
     ),
+    ModuleSetting(
+        "keep_rule_runs",
+        10,
+        positive_int,
+        "the rules of this many latest successful runs are kept (older runs keep their summary)",
+    ),
     # alerts
     ModuleSetting(
         "default_margin_percent",

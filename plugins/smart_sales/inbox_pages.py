@@ -5,7 +5,14 @@ of ``smart_sales.alert:team``), by priority (tier A first, then expected value),
 date, filtered by kind; keyset pages. Each row acts in one click and dismisses in two (the
 "Dismiss" disclosure opens the reasons; each reason is a submit button, so the keyboard works
 as well as the mouse). Opening a row's details, or the alert's page, marks the owner's new
-alert seen.
+alert seen -- by a POST to ``/smart_sales/alerts/{id}/seen`` carrying the CSRF token (htmx, on
+the details' toggle or the page's load), never by the GET itself, so that a link or an image
+from another site cannot change an alert. The answer refreshes the state badge and the version
+the page's forms carry, so that acting next is not taken for someone else's change.
+
+Bad query parameters (an unknown ``scope``, ``kind`` or ``sort``) are answered 422 naming the
+parameter, as the API does, rather than silently replaced; asking for the team's alerts without
+``smart_sales.alert:team`` shows one's own.
 
 Forms work with and without htmx: with it (``HX-Request``) a form answers with the fragment it
 replaces (the inbox row, or the customer's "Next best offers" panel) plus, in the inbox, the
@@ -111,6 +118,14 @@ def rows_context(ctx: UIContext, session: Session, rows: list[Alert]) -> dict[st
 _DEFAULTS = {("scope", "mine"), ("sort", "priority")}
 
 
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """422 naming the query parameter ``name`` when ``value`` is not one of ``allowed``."""
+    if value not in allowed:
+        known = ", ".join(repr(a) for a in allowed if a)
+        detail = f"{name}: unknown value {value[:40]!r}; known: {known}"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+
+
 def _link(scope: str, kind: str, sort: str, cursor: str | None = None) -> str:
     """The inbox's URL for these choices (defaults left out)."""
     params = {"scope": scope, "kind": kind, "sort": sort, "cursor": cursor}
@@ -129,11 +144,12 @@ def inbox_page(
 ) -> HTMLResponse:
     """My open alerts (or my team's), by priority, value or date; filtered by kind."""
     _need(principal, READ)
+    _choice("scope", scope, alerts.SCOPES)
+    _choice("kind", kind, ("", *ALERT_KINDS))
+    _choice("sort", sort, alerts.SORTS)
     can_team = principal.can(TEAM)
-    if scope not in alerts.SCOPES or (scope == "team" and not can_team):
+    if scope == "team" and not can_team:
         scope = "mine"
-    kind = kind if kind in ALERT_KINDS else ""
-    sort = sort if sort in alerts.SORTS else "priority"
     crm = request.app.state.crm
     with crm.db.session() as session:
         ctx = UIContext(request, principal, session)
@@ -182,17 +198,11 @@ def _visible(crm: Any, session: Session, principal: Principal, alert_id: int) ->
 def alert_page(
     request: Request, alert_id: int, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
-    """One alert: its reason, figures and history; opening it marks the owner's new alert
-    seen."""
+    """One alert: its reason, figures and history. The GET changes nothing: the page, once
+    loaded, posts to the ``seen`` route (with the CSRF token) when the owner opens their new
+    alert."""
     _need(principal, READ)
     crm = request.app.state.crm
-    if principal.can(UPDATE):
-        try:
-            with crm.db.write() as session:
-                session.info[audit.REQUEST_KEY] = request
-                seen_by_owner(session, _visible(crm, session, principal, alert_id), principal.user)
-        except alerts.StaleAlert:
-            pass  # someone changed it meanwhile: show it as it is now
     with crm.db.session() as session:
         ctx = UIContext(request, principal, session)
         alert = _visible(crm, session, principal, alert_id)
@@ -323,8 +333,10 @@ def dismiss(
 
 @router.post("/alerts/{alert_id}/seen")
 def seen(request: Request, alert_id: int, principal: Principal = Depends(ui_principal)) -> Response:
-    """The owner opened the row's details: a new alert becomes seen. htmx gets the row's state
-    badge out of band; a plain form a redirect to the alert's page."""
+    """The owner opened the row's details or the alert's page: a new alert becomes seen. htmx
+    gets, out of band, the state badge and the alert's new version for the forms of the row or
+    page (so that acting next is not refused as stale); a plain form a redirect to the alert's
+    page."""
     _need(principal, UPDATE)
     crm = request.app.state.crm
     try:
@@ -339,5 +351,9 @@ def seen(request: Request, alert_id: int, principal: Principal = Depends(ui_prin
         ctx = UIContext(request, principal, session)
         alert = _visible(crm, session, principal, alert_id)
         return page(
-            ctx, TEMPLATES + "alert_state.html", a=alert, state_labels=alerts.STATE_LABELS, oob=True
+            ctx,
+            TEMPLATES + "alert_seen.html",
+            a=alert,
+            state_labels=alerts.STATE_LABELS,
+            open_states=OPEN_STATES,
         )

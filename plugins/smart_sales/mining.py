@@ -8,10 +8,10 @@ item. The support count of an itemset is the population count of the AND of its 
 bitsets (``np.bitwise_count``), so all counts are exact integers and support is
 ``count / number_of_baskets``.
 
-1. Baskets are de-duplicated (an SKU counts once per basket) and capped at ``max_basket_size``
-   distinct SKUs: the *first* ``max_basket_size`` distinct SKUs, in the order given, are kept
-   and the rest of that basket is ignored. Very large baskets (bulk or wholesale orders) say
-   little about what goes together and cost the most.
+1. Baskets are de-duplicated (an SKU counts once per basket). A basket with more than
+   ``max_basket_size`` distinct SKUs is left out altogether (and counted): very large baskets
+   (bulk or wholesale orders) say little about what goes together and cost the most. Support
+   is measured over the baskets kept.
 2. Items are counted; only items whose count reaches the minimum count are ever given a
    bitset. They are re-indexed by increasing support (ties by SKU), which keeps the
    depth-first branches small.
@@ -72,15 +72,18 @@ class MiningError(ValueError):
     """Raised when the mining parameters are refused (invalid or too costly)."""
 
 
-def _prepare(baskets: Iterable[Iterable[str]], max_basket_size: int) -> list[list[str]]:
-    """De-duplicate each basket and keep its first ``max_basket_size`` distinct SKUs."""
+def _prepare(baskets: Iterable[Iterable[str]], max_basket_size: int) -> tuple[list[list[str]], int]:
+    """Each basket de-duplicated, those over ``max_basket_size`` distinct SKUs left out; and
+    how many were left out."""
     prepared = []
+    left_out = 0
     for basket in baskets:
         distinct = list(dict.fromkeys(basket))
         if len(distinct) > max_basket_size:
-            distinct = distinct[:max_basket_size]
-        prepared.append(distinct)
-    return prepared
+            left_out += 1
+        else:
+            prepared.append(distinct)
+    return prepared, left_out
 
 
 def _min_count(min_support: float, n: int) -> int:
@@ -130,10 +133,12 @@ def _frequent_itemsets(
 
 @dataclass(frozen=True)
 class Mined:
-    """What :func:`mine_counted` found: the rules, and how many itemsets were frequent."""
+    """What :func:`mine_counted` found: the rules, how many itemsets were frequent, and how
+    many baskets were left out for holding more than ``max_basket_size`` distinct SKUs."""
 
     rules: list[Rule]
     itemsets: int
+    left_out: int = 0
 
 
 def mine(
@@ -169,8 +174,8 @@ def mine_counted(
     frequent itemsets (single items included) on the way.
 
     Duplicate SKUs within a basket count once; a basket with more than ``max_basket_size``
-    distinct SKUs keeps only its first ``max_basket_size`` distinct SKUs. An itemset is
-    frequent when it appears in at least ``ceil(min_support * number_of_baskets)`` baskets;
+    distinct SKUs is left out. An itemset is frequent when it appears in at least
+    ``ceil(min_support * number_of_baskets_kept)`` baskets;
     ``max_length`` bounds the itemset length (antecedent plus consequent). Rules are kept when
     ``confidence >= min_confidence`` and ``lift >= min_lift``, and are returned sorted by
     confidence then lift (both descending), then antecedent and consequent.
@@ -185,10 +190,10 @@ def mine_counted(
         raise MiningError(f"max_length must be at least 1, got {max_length!r}")
     if max_basket_size < 1:
         raise MiningError(f"max_basket_size must be at least 1, got {max_basket_size!r}")
-    prepared = _prepare(baskets, max_basket_size)
+    prepared, left_out = _prepare(baskets, max_basket_size)
     n = len(prepared)
     if n == 0:
-        return Mined([], 0)
+        return Mined([], 0, left_out)
     min_count = _min_count(min_support, n)
     if min_count < MIN_COUNT_FLOOR:
         raise MiningError(
@@ -205,7 +210,7 @@ def mine_counted(
         key=lambda sku: (item_counts[sku], sku),
     )
     if not frequent:
-        return Mined([], 0)
+        return Mined([], 0, left_out)
     index = {sku: i for i, sku in enumerate(frequent)}
 
     # Vertical layout: one bit per basket, one row per frequent item.
@@ -230,7 +235,7 @@ def mine_counted(
     counts = np.array([item_counts[sku] for sku in frequent], dtype=np.int64)
 
     found = _frequent_itemsets(bits, counts, min_count, max_length)
-    return Mined(_rules(found, frequent, n, min_confidence, min_lift), len(found))
+    return Mined(_rules(found, frequent, n, min_confidence, min_lift), len(found), left_out)
 
 
 def _rules(

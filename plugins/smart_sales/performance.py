@@ -6,6 +6,13 @@ conversion rate (converted / raised), the revenue credited to them and the expec
 were raised with; grouped by kind, product, salesperson (the alert's owner) or month of raising,
 with a monthly series for the charts.
 
+Credit stands only while the converting order does: an alert's ``credited_minor`` counts when
+its ``converted_order_id`` names an order whose status is not cancelled or returned
+(:data:`plugins.analytical.sql.EXCLUDED_STATUSES`). An order later cancelled or returned takes
+its credit back, and so does a deleted order (``converted_order_id`` then NULL: the sale can no
+longer be shown, so it is not counted). The alert still counts as converted -- the conversion
+happened -- but the money is no longer credited.
+
 **Sales performance** is per salesperson (``Order.owner_id``) or per team (the owner's core
 team): revenue (orders placed in the period, cancelled and returned left out), margin (total
 minus cost, over the orders whose cost is known; the others are counted), orders, average order
@@ -125,6 +132,16 @@ def owner_scope(user: SignedIn, column: Any) -> ColumnElement[bool] | None:
     return false()
 
 
+def credit_stands() -> ColumnElement[bool]:
+    """SQL condition on ``Alert``: the order that converted it still exists and is neither
+    cancelled nor returned, so that its ``credited_minor`` counts."""
+    from plugins.operational.models import Order
+
+    return exists().where(
+        Order.id == Alert.converted_order_id, Order.status.not_in(EXCLUDED_STATUSES)
+    )
+
+
 def _alert_condition(crm: Crm, user: SignedIn) -> ColumnElement[bool] | None:
     """Alerts whose figures the user may count: visible to them, and in their owner scope.
 
@@ -226,8 +243,9 @@ def alert_performance(
     product and unowned alerts by owner), ``label`` (product or owner name, else ``None``),
     ``raised``, ``acted``, ``converted``, ``dismissed``, ``expired``, ``open``,
     ``conversion_rate`` (converted / raised), ``acted_rate``, ``credited_minor`` (revenue credited
-    on conversion), ``expected_minor`` (expected value when raised) and ``other_currency``
-    (alerts in another currency, counted but left out of the sums).
+    on conversion, only while the converting order stands: not cancelled, returned or deleted;
+    see the module's docstring), ``expected_minor`` (expected value when raised) and
+    ``other_currency`` (alerts in another currency, counted but left out of the sums).
     """
     if by not in ALERT_GROUPS:
         raise PerformanceError("by", f"by must be one of {', '.join(ALERT_GROUPS)}")
@@ -241,7 +259,9 @@ def alert_performance(
             month_key(dialect, Alert.raised_at).label("m"),
             Alert.state.label("state"),
             case((Alert.acted_at.is_not(None), 1), else_=0).label("acted"),
-            case((in_currency, Alert.credited_minor), else_=0).label("credited"),
+            case((and_(in_currency, credit_stands()), Alert.credited_minor), else_=0).label(
+                "credited"
+            ),
             case((in_currency, Alert.expected_value_minor), else_=0).label("expected"),
             case((in_currency, 0), else_=1).label("other"),
         ).where(Alert.raised_at >= since, Alert.raised_at < until),
@@ -333,7 +353,8 @@ def credited_this_month(
     crm: Crm, session: Session, user: SignedIn, today: dt.date | None = None
 ) -> int:
     """Revenue credited to the alerts the user may count that converted this calendar month
-    (UTC, so far), in minor units of the default currency."""
+    (UTC, so far), in minor units of the default currency; credit of orders since cancelled,
+    returned or deleted does not count (see the module's docstring)."""
     today = today or dt.datetime.now(dt.UTC).date()
     since = _instant(today.replace(day=1))
     query = _where(
@@ -342,6 +363,7 @@ def credited_this_month(
             Alert.closed_at >= since,
             Alert.closed_at < _instant(today + dt.timedelta(days=1)),
             Alert.currency == crm.settings.default_currency,
+            credit_stands(),
         ),
         _alert_condition(crm, user),
     )

@@ -4,12 +4,13 @@
 charts drawn by the core's script from ``<canvas data-chart=...>``.
 
 Both need ``smart_sales.performance:read``; the figures follow the user's record scope
-(:mod:`plugins.smart_sales.performance`).
+(:mod:`plugins.smart_sales.performance`). A bad query parameter (an unreadable ``start`` or
+``end``, a period ending before it starts or spanning more than ten years, an unknown ``by``) is
+answered 422 naming it, as the API does, and nothing is computed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from typing import Any
 
@@ -39,15 +40,24 @@ def _require(principal: Principal) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {READ} required")
 
 
+def refused(field: str, message: str) -> HTTPException:
+    """422 naming the query parameter ``field`` (the error page shows ``field: message``)."""
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {message}")
+
+
 def period(request: Request) -> tuple[dt.date, dt.date]:
     """The period asked for in ``?start=&end=`` (ISO dates), each defaulting to the last twelve
-    months (an unreadable date is replaced by its default)."""
-    start, end = performance.default_period()
-    with contextlib.suppress(ValueError):
-        start = dt.date.fromisoformat(request.query_params.get("start") or "")
-    with contextlib.suppress(ValueError):
-        end = dt.date.fromisoformat(request.query_params.get("end") or "")
-    return start, end
+    months when absent or empty; 422 naming the parameter when a date is unreadable."""
+    dates = dict(zip(("start", "end"), performance.default_period(), strict=True))
+    for name in dates:
+        text = (request.query_params.get(name) or "").strip()
+        if not text:
+            continue
+        try:
+            dates[name] = dt.date.fromisoformat(text)
+        except ValueError:
+            raise refused(name, f"{text[:40]!r} is not a day written as YYYY-MM-DD") from None
+    return dates["start"], dates["end"]
 
 
 def row_label(ctx: UIContext, by: str, row: dict[str, Any]) -> str:
@@ -149,7 +159,7 @@ def sales_page(request: Request, principal: Principal = Depends(ui_principal)) -
                 crm, session, principal.user, start=start, end=end, by=by
             )
         except PerformanceError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+            raise refused(exc.field, str(exc)) from None
         return page(
             ctx,
             "smart_sales/performance.html",
@@ -180,7 +190,7 @@ def alerts_page(request: Request, principal: Principal = Depends(ui_principal)) 
                 for by in ("kind", "product", "owner")
             }
         except PerformanceError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+            raise refused(exc.field, str(exc)) from None
         data = tables["kind"]
         return page(
             ctx,

@@ -6,6 +6,10 @@ support and confidence as percentages, lift as "3.1×"), filters, the run histor
 form for holders of ``smart_sales.rule:mine`` and mute/unmute buttons for holders of
 ``smart_sales.rule:review``. Forms carry the CSRF token; mute and unmute answer htmx with the
 rule's row and plain forms with a redirect, as the mining form does (POST-redirect-GET).
+
+A bad query parameter (a ``run`` that is not a run id, an unknown ``sort`` or ``muted``, a
+``page`` that is not a positive whole number) is answered 422 naming it, as the API does; a run
+id that does not exist is 404.
 """
 
 from __future__ import annotations
@@ -128,26 +132,50 @@ def _user_names(session: Session, ids: set[int]) -> dict[int, str]:
     return {uid: name or email for uid, name, email in found}
 
 
+def _refused(field: str, message: str) -> HTTPException:
+    """422 naming the query parameter ``field`` (the error page shows ``field: message``)."""
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {message}")
+
+
+#: The largest run id or page number read from a query (a database integer).
+LARGEST = 2**31 - 1
+
+
+def _whole(name: str, text: str) -> int:
+    """The whole number ``text`` (1 to ``LARGEST``) of query parameter ``name``; 422 naming it
+    if not."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= LARGEST:
+        raise _refused(name, f"{text[:40]!r} is not a whole number from 1 to {LARGEST}")
+    return int(text)
+
+
 def _chosen_run(session: Session, run_id: str) -> MiningRun | None:
-    if run_id.strip().isdigit():
-        run = session.get(MiningRun, int(run_id))
-        if run is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id}")
-        return run
-    return runs.current_run(session)
+    """Run ``run_id`` (404 when there is none; 422 when it is not an id), else the current
+    run (``run_id`` empty)."""
+    if not run_id.strip():
+        return runs.current_run(session)
+    run = session.get(MiningRun, _whole("run", run_id))
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id.strip()}")
+    return run
 
 
 def _filters(request: Request) -> dict[str, Any]:
-    """The rule filters of the query string, cleaned (unknown values ignored)."""
+    """The rule filters of the query string (empty ones: their defaults); 422 naming a filter
+    whose value is unknown."""
     params = request.query_params
-    sort = params.get("sort", "confidence")
+    sort = params.get("sort") or "confidence"
     muted = params.get("muted", "")
-    page_text = params.get("page", "1")
+    if sort not in SORT_LABELS:
+        raise _refused("sort", f"unknown value {sort!r}; known: {', '.join(SORT_LABELS)}")
+    if muted not in ("", "yes", "no"):
+        raise _refused("muted", f"unknown value {muted!r}; known: 'yes', 'no' or empty")
     return {
         "sku": params.get("sku", "").strip()[:64],
-        "muted": muted if muted in ("yes", "no") else "",
-        "sort": sort if sort in SORT_LABELS else "confidence",
-        "page": int(page_text) if page_text.isdigit() and int(page_text) > 0 else 1,
+        "muted": muted,
+        "sort": sort,
+        "page": _whole("page", params.get("page") or "1"),
     }
 
 

@@ -25,7 +25,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, false, func, insert, or_, select
+from sqlalchemy import Select, delete, false, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
@@ -216,6 +216,20 @@ def _store_rules(session: Session, run_id: int, rules: list[Any], baskets: int) 
         session.execute(insert(Rule.__table__), rows[start : start + _INSERT_BATCH])
 
 
+def prune_rules(session: Session, keep: int) -> int:
+    """Delete the rules of every successful run but the latest ``keep`` (the runs stay, as
+    history; alerts keep their rule's key); returns how many rules went."""
+    kept = (
+        select(MiningRun.id)
+        .where(MiningRun.status == "ok")
+        .order_by(MiningRun.id.desc())
+        .limit(keep)
+        .scalar_subquery()
+    )
+    older = select(MiningRun.id).where(MiningRun.status == "ok", MiningRun.id.not_in(kept))
+    return session.execute(delete(Rule).where(Rule.run_id.in_(older))).rowcount
+
+
 def run_mining(
     crm: Crm,
     *,
@@ -279,6 +293,8 @@ def run_mining(
             run.rules = len(rules)
             run.duration_ms = elapsed()
             run.finished_at = utcnow()
+            session.flush()
+            prune_rules(session, crm.module_settings("smart_sales")["keep_rule_runs"])
     except BaseException as exc:
         message = str(exc) if isinstance(exc, MiningError) else f"{type(exc).__name__}: {exc}"
         _finish(

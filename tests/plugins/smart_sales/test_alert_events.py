@@ -74,6 +74,31 @@ def test_an_order_converts_its_alert_then_raises_the_next(ss_crm):
     assert found[1].expected_value_minor == 100_000
 
 
+def test_an_order_counts_its_money_once_across_its_alerts(ss_crm):
+    """Placed through the operational module: the offer gets its product's line, the churn
+    alert what is left of the total, and the two credits add up to the order's total."""
+    shop = _shop(ss_crm)
+    assert _generate(ss_crm, kinds=["cross_sell"]) == 1
+    with ss_crm.db.write() as session:
+        churn = add_alert(
+            session,
+            customer_id=shop["hoa"],
+            kind="churn",
+            owner_id=ss_crm.people[AN],
+            raised_at=days_ago(2),
+        )
+        order_id = order(session, ss_crm, shop["hoa"], {shop["C"]: 1, shop["A"]: 1}, notify=True)
+    with ss_crm.db.session() as session:
+        total = session.get(Order, order_id).total_minor
+        credited = {
+            a.kind: a.credited_minor for a in alerts_of(session, converted_order_id=order_id)
+        }
+        assert session.get(Alert, churn).state == "converted"
+    assert total == 1_400_000
+    assert credited == {"cross_sell": 500_000, "churn": 900_000}
+    assert sum(credited.values()) == total
+
+
 def test_an_order_raises_alerts_for_its_customer_only(ss_crm):
     shop = _shop(ss_crm)
     with ss_crm.db.write() as session:

@@ -81,9 +81,27 @@ def test_sort_and_kind_filter(ss_crm, world, browser):
     assert _rows(recent) == [world["an_a"], world["an_none"], world["an_b"], world["an_churn"]]
     upsell = an.get(INBOX, params={"kind": "up_sell"}).text
     assert _rows(upsell) == [world["an_a"]]
-    # unknown values fall back to the defaults
-    odd = an.get(INBOX, params={"kind": "magic", "sort": "size", "scope": "galaxy"})
-    assert odd.status_code == 200 and len(_rows(odd.text)) == 4
+    # "all kinds" is the empty kind
+    assert len(_rows(an.get(INBOX, params={"kind": ""}).text)) == 4
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"kind": "magic"}, "kind"),
+        ({"sort": "size"}, "sort"),
+        ({"sort": ""}, "sort"),
+        ({"scope": "galaxy"}, "scope"),
+        ({"kind": "up_sell", "scope": "everyone"}, "scope"),
+    ],
+)
+def test_unknown_choices_are_refused_naming_the_field(ss_crm, world, browser, params, field):
+    an = browser(ss_crm, AN)
+    answer = an.get(INBOX, params=params)
+    assert answer.status_code == 422
+    assert f'class="error-box" role="alert">{field}: unknown value' in answer.text
+    assert 'id="alerts"' not in answer.text
+    assert all(state_of(ss_crm, world[k]).state == "new" for k in ("an_a", "an_b", "an_none"))
 
 
 def test_pages_follow_with_the_next_link(ss_crm, world, browser, monkeypatch):
@@ -189,10 +207,58 @@ def test_opening_a_row_or_the_alert_page_marks_the_owners_alert_seen(ss_crm, wor
     assert seen.status_code == 200
     assert 'data-state="seen" hx-swap-oob="true"' in seen.text
     assert state_of(ss_crm, world["an_b"]).state == "seen"
-    detail = an.get(f"/smart_sales/alerts/{world['an_a']}")
+    # the alert's page posts "seen" once loaded; the GET itself changes nothing
+    url = f"/smart_sales/alerts/{world['an_a']}"
+    detail = an.get(url)
     assert detail.status_code == 200 and "Máy lọc Pro" in detail.text
+    assert f'hx-post="{url}/seen" hx-trigger="load" hx-swap="none"' in detail.text
+    assert state_of(ss_crm, world["an_a"]).state == "new"
+    assert an.post(f"{url}/seen", headers=HTMX).status_code == 200
     assert state_of(ss_crm, world["an_a"]).state == "seen"
+    assert 'hx-trigger="load"' not in an.get(url).text  # seen already: nothing to post
     assert an.get(f"{INBOX}/count").json() == {"count": 4}  # seen still waits for action
+
+
+def test_the_alert_page_get_changes_nothing_and_seen_needs_the_csrf_token(ss_crm, world, browser):
+    an, mai = browser(ss_crm, AN), browser(ss_crm, MAI)
+    url = f"/smart_sales/alerts/{world['an_b']}"
+    for _ in range(2):
+        assert an.get(url).status_code == 200
+    stored = state_of(ss_crm, world["an_b"])
+    assert (stored.state, stored.seen_at, stored.version) == ("new", None, 1)
+    # only the owner's page asks to mark it seen
+    assert 'hx-trigger="load"' not in mai.get(url).text
+    # a cross-site request (an <img>, a forged form) without the token is refused
+    for headers in ({"Origin": "http://testserver"}, {"HX-Request": "true"}):
+        forged = an.client.post(f"{url}/seen", headers=headers)
+        assert forged.status_code == 403
+    assert state_of(ss_crm, world["an_b"]).state == "new"
+    # with the token (htmx sends it as a header, from the page's meta tag) it is seen
+    token = an.csrf()
+    done = an.client.post(
+        f"{url}/seen", headers={**HTMX, "X-CSRF-Token": token, "Origin": "http://testserver"}
+    )
+    assert done.status_code == 200
+    assert state_of(ss_crm, world["an_b"]).state == "seen"
+
+
+def test_seen_refreshes_the_version_of_the_forms_so_acting_next_works(ss_crm, world, browser):
+    an = browser(ss_crm, AN)
+    url = f"/smart_sales/alerts/{world['an_b']}"
+    page = an.get(url).text
+    assert f'name="version" value="1" data-version="{world["an_b"]}"' in page
+    seen = an.post(f"{url}/seen", headers=HTMX).text
+    version = state_of(ss_crm, world["an_b"]).version
+    assert version == 2
+    alert = world["an_b"]
+    assert (
+        f'<input type="hidden" name="version" value="2" data-version="{alert}"'
+        f" hx-swap-oob=\"outerHTML:input[data-version='{alert}']\">"
+    ) in seen
+    # the page's forms now carry version 2: acting is not taken for someone else's change
+    done = an.post(f"{url}/act", {"version": str(version), "view": "detail"})
+    assert done.status_code == 303
+    assert state_of(ss_crm, world["an_b"]).state == "acted"
 
 
 def test_the_alert_page_acts_with_plain_forms(ss_crm, world, browser):

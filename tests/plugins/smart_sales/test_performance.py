@@ -15,7 +15,8 @@ Orders (owner, customer, day, total, cost):
 Deals closed in the period: an won 12M (01-25) and 8M (03-02), lost one (02-10); binh lost two;
 chi won 3M in the south team's own "signed" stage (a "won"-named stage that pipeline does not
 have counts for nothing); mai won one in USD. (Left out: chi's deal won in 2025, an's open one.)
-Alerts: see ``ALERTS``.
+Alerts: see ``alerts``; the converted ones name the orders that converted them (A1 and A8: O1,
+A5: O9), so that their credit counts.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from core import users
 from plugins.operational.models import Opportunity, Order, Stage
@@ -100,6 +101,8 @@ def seed(crm: Any) -> dict[str, int]:
                 for ref, owner, customer, placed, total, cost, status, currency in orders
             ],
         )
+        refs = [o[0] for o in orders]
+        ids.update(session.execute(select(Order.ref, Order.id).where(Order.ref.in_(refs))).all())
         south = p["team:south"]
         session.execute(
             insert(Stage),
@@ -152,10 +155,11 @@ def seed(crm: Any) -> dict[str, int]:
 def alerts(ids: dict[str, int], an: int, binh: int, chi: int) -> dict[str, dict[str, Any]]:
     """The alerts of the history, in every state."""
     c1, c2, c3, c4, p1, p2 = (ids[k] for k in ("C1", "C2", "C3", "C4", "P1", "P2"))
+    o1, o9 = ids["O1"], ids["O9"]
     return {
         "A1": dict(customer_id=c1, product_id=p1, owner_id=an, raised_at=at(1, 5),
                    state="converted", acted_at=at(1, 6), credited_minor=2 * M,
-                   expected_value_minor=600_000, closed_at=at(1, 15)),
+                   expected_value_minor=600_000, closed_at=at(1, 15), converted_order_id=o1),
         "A2": dict(customer_id=c1, product_id=p2, owner_id=an, raised_at=at(1, 20),
                    state="dismissed", expected_value_minor=300_000),
         "A3": dict(customer_id=c2, product_id=p1, owner_id=binh, raised_at=at(2, 3),
@@ -164,14 +168,14 @@ def alerts(ids: dict[str, int], an: int, binh: int, chi: int) -> dict[str, dict[
                    kind="up_sell", state="expired", expected_value_minor=100_000),
         "A5": dict(customer_id=c3, owner_id=chi, raised_at=at(3, 1), kind="churn",
                    state="converted", credited_minor=3 * M, expected_value_minor=5 * M,
-                   closed_at=at(3, 10)),
+                   closed_at=at(3, 10), converted_order_id=o9),
         "A6": dict(customer_id=c4, owner_id=None, raised_at=at(3, 2), kind="churn",
                    expected_value_minor=1 * M),
         "A7": dict(customer_id=c3, product_id=p1, owner_id=chi, raised_at=at(3, 5),
                    currency="USD", expected_value_minor=50),
         "A8": dict(customer_id=c1, product_id=p1, owner_id=an, raised_at=at(12, 1, year=2025),
                    state="converted", credited_minor=9 * M, expected_value_minor=1 * M,
-                   closed_at=at(12, 5, year=2025)),
+                   closed_at=at(12, 5, year=2025), converted_order_id=o1),
         "A9": dict(customer_id=c2, product_id=p2, owner_id=binh, raised_at=at(3, 18),
                    state="seen", expected_value_minor=200_000),
     }  # fmt: skip
@@ -485,3 +489,80 @@ def test_credited_this_month(ss_crm, perf):
         assert credited(ADMIN, dt.date(2026, 2, 28)) == 0
         assert credited(MAI, dt.date(2026, 3, 20)) == 0  # A5 is chi's, in the south
         assert credited(CHI, dt.date(2026, 3, 9)) == 0  # converted on the 10th
+
+
+def _move(crm: Any, order_id: int, *statuses: str) -> None:
+    """Move the order through ``statuses`` as the operational module does."""
+    from plugins.operational import orders
+
+    with crm.db.write() as session:
+        order = session.get(Order, order_id)
+        for status in statuses:
+            assert orders.set_status(session, crm, order, status, order.version)
+
+
+def test_credit_is_taken_back_when_the_converting_order_is_cancelled_or_returned(ss_crm, perf):
+    def credited(today: dt.date) -> int:
+        with ss_crm.db.session() as session:
+            return performance.credited_this_month(
+                ss_crm, session, helpers.user(ss_crm, ADMIN), today
+            )
+
+    # O1 (which converted A1, in January) is cancelled after the conversion
+    _move(ss_crm, perf["O1"], "cancelled")
+    data = alert_figures(ss_crm, ADMIN)
+    cross, churn = rows(data)["cross_sell"], rows(data)["churn"]
+    assert pick(cross, "converted", "credited_minor") == (1, 0)  # converted, no credit
+    assert pick(churn, "converted", "credited_minor") == (1, 3 * M)
+    assert pick(data["totals"], "converted", "credited_minor") == (2, 3 * M)
+    assert data["series"]["credited_minor"] == [0, 0, 3 * M]
+    assert data["series"]["converted"] == [1, 0, 1]
+    assert credited(dt.date(2026, 1, 31)) == 0
+    assert credited(dt.date(2026, 3, 20)) == 3 * M
+    owners = alert_figures(ss_crm, ADMIN, by="owner")
+    an = rows(owners)[ss_crm.people[AN]]
+    assert pick(an, "converted", "credited_minor") == (1, 0)
+    # O9 (which converted A5, the churn alert, in March) is shipped, then returned
+    _move(ss_crm, perf["O9"], "shipped")
+    assert credited(dt.date(2026, 3, 20)) == 3 * M  # shipped still stands
+    _move(ss_crm, perf["O9"], "returned")
+    data = alert_figures(ss_crm, ADMIN)
+    assert pick(rows(data)["churn"], "converted", "credited_minor") == (1, 0)
+    assert pick(data["totals"], "converted", "credited_minor") == (2, 0)
+    assert data["series"]["credited_minor"] == [0, 0, 0]
+    assert credited(dt.date(2026, 3, 20)) == 0
+
+
+def test_credit_of_a_deleted_order_is_not_counted(ss_crm, perf):
+    from sqlalchemy import delete
+
+    from plugins.smart_sales.models import Alert
+
+    p = ss_crm.people
+    with ss_crm.db.write() as session:
+        alert_id = helpers.add_alert(
+            session,
+            customer_id=perf["C1"],
+            product_id=perf["P2"],
+            owner_id=p[AN],
+            raised_at=at(2, 1),
+            state="converted",
+            credited_minor=4 * M,
+            closed_at=at(2, 16),
+            converted_order_id=perf["O2"],
+        )
+    figures = alert_figures(ss_crm, ADMIN)
+    assert figures["series"]["credited_minor"] == [2 * M, 4 * M, 3 * M]
+    with ss_crm.db.write() as session:
+        session.execute(delete(Order).where(Order.id == perf["O2"]))
+    with ss_crm.db.session() as session:
+        assert session.get(Alert, alert_id).converted_order_id is None  # ON DELETE SET NULL
+        assert (
+            performance.credited_this_month(
+                ss_crm, session, helpers.user(ss_crm, ADMIN), dt.date(2026, 2, 28)
+            )
+            == 0
+        )
+    figures = alert_figures(ss_crm, ADMIN)
+    assert figures["series"]["credited_minor"] == [2 * M, 0, 3 * M]
+    assert figures["series"]["converted"] == [1, 1, 1]  # still converted

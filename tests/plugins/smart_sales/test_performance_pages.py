@@ -175,11 +175,33 @@ def test_the_period_picker(ss_crm, perf, browser):
     assert len(labels) == 12 and labels[0] == start[:7] and labels[-1] == end[:7]
     march = admin.get(SALES + "?start=2026-03-01&end=2026-03-31").text
     assert charts(march)["money"]["labels"] == ["2026-03"]
-    # an unreadable date falls back to its default; a period ending before it starts is refused
-    assert admin.get(SALES + "?start=soon").status_code == 200
-    assert admin.get(SALES + "?start=2026-03-01&end=2026-01-01").status_code == 422
-    assert admin.get(ALERTS + "?start=2026-03-01&end=2026-01-01").status_code == 422
-    assert admin.get(SALES + "?by=region").status_code == 422
+    # empty dates (the form's blank fields) are the defaults
+    assert admin.get(SALES + "?start=&end=").status_code == 200
+
+
+@pytest.mark.parametrize("url", [SALES, ALERTS])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("?start=2026-99-01", "start"),
+        ("?start=soon&end=2026-03-20", "start"),
+        ("?start=2026-01-01&end=2026-02-30", "end"),
+        ("?end=31/03/2026", "end"),
+        ("?start=2026-03-01&end=2026-01-01", "end"),  # ends before it starts
+        ("?start=2000-01-01&end=2026-01-01", "start"),  # more than ten years
+    ],
+)
+def test_a_bad_period_is_refused_naming_the_field(ss_crm, perf, browser, url, query, field):
+    answer = browser(ss_crm, ADMIN).get(url + query)
+    assert answer.status_code == 422
+    assert 'class="error-box" role="alert">' + field + ":" in answer.text
+    assert 'id="chart-' not in answer.text  # no figures shown
+
+
+def test_an_unknown_grouping_is_refused_naming_by(ss_crm, perf, browser):
+    answer = browser(ss_crm, ADMIN).get(SALES + PERIOD + "&by=region")
+    assert answer.status_code == 422
+    assert 'class="error-box" role="alert">by: by must be one of owner, team' in answer.text
 
 
 @pytest.mark.parametrize(("language", "direction"), [("vi", "ltr"), ("fa", "rtl")])
@@ -208,6 +230,7 @@ def test_dashboard_widget_revenue_credited_this_month(ss_crm, perf, browser):
     p = ss_crm.people
     today = helpers.now()
     with ss_crm.db.write() as session:
+        converting = helpers.order(session, ss_crm, perf["C1"], [perf["P1"]], at=today)
         helpers.add_alert(
             session,
             customer_id=perf["C1"],
@@ -216,6 +239,7 @@ def test_dashboard_widget_revenue_credited_this_month(ss_crm, perf, browser):
             state="converted",
             credited_minor=1_234_000,
             closed_at=today,
+            converted_order_id=converting,
         )
     url = "/ui/widgets/smart_sales.credited_month"
     assert "Revenue credited to alerts this month" in browser(ss_crm, ADMIN).get("/").text

@@ -526,3 +526,16 @@ def test_a_muted_rule_raises_no_alerts(ss_crm):
     third = runs.run_mining(ss_crm, min_support=0.4, min_lift=0)
     assert third.alerts_raised >= 1
     assert (customers[2], products["b"]) in cross_sells(ss_crm)
+
+
+def test_only_the_rules_of_the_latest_runs_are_kept(ss_crm, small):
+    ss_crm.module_settings("smart_sales")["keep_rule_runs"] = 2
+    made = [runs.run_mining(ss_crm, min_support=0.4, raise_alerts=False) for _ in range(3)]
+    with ss_crm.db.session() as session:
+        per_run = {
+            run.id: session.scalar(select(func.count()).where(Rule.run_id == run.id))
+            for run in made
+        }
+        assert session.scalar(select(func.count()).select_from(MiningRun)) == 3
+    assert per_run[made[0].id] == 0
+    assert per_run[made[1].id] == per_run[made[2].id] == made[2].rules > 0
