@@ -77,6 +77,22 @@ class CheckResult:
         return asdict(self)
 
 
+def settings_valid(module: str) -> CheckFunction:
+    """A check function for a module's checklist: ``module``'s settings (its section of
+    crm.toml, its ``CRM_<MODULE>_*`` variables) are valid; when not, says which one is wrong."""
+
+    def check(crm: Crm) -> str | None:
+        from core.errors import SettingsError
+
+        try:
+            crm.module_settings(module)
+        except SettingsError as exc:
+            return str(exc)
+        return None
+
+    return check
+
+
 def level_rank(level: str) -> int:
     """Order of a level: info < warning < error < critical."""
     return LEVELS.index(level)

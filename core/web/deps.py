@@ -89,6 +89,11 @@ class Principal:
         """Whether the user holds ``permission`` (``model:action``)."""
         return permission in self.user.permissions
 
+    def require(self, permission: str) -> None:
+        """Refuse the request (403) unless the user holds ``permission``."""
+        if not self.can(permission):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
+
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(
@@ -133,8 +138,7 @@ def require_permission(permission: str) -> Callable[..., Principal]:
     async def dependency(request: Request) -> Principal:
         # current_user called directly: one dependency level less to resolve per request
         principal = getattr(request.state, "principal", None) or await current_user(request)
-        if not principal.can(permission):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
+        principal.require(permission)
         return principal
 
     dependency.__name__ = f"require_{permission.replace(':', '_').replace('.', '_')}"

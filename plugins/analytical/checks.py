@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 
-from core.checks import CheckItem
+from core.checks import CheckItem, settings_valid
 from plugins.analytical.sql import EXCLUDED_STATUSES, day_number
 
 if TYPE_CHECKING:
@@ -138,18 +138,6 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def valid_settings(crm: Crm) -> str | None:
-    """The module's settings (``[analytical]`` in crm.toml, ``CRM_ANALYTICAL_*``) are valid."""
-    from core.errors import SettingsError
-    from plugins.analytical.config import settings
-
-    try:
-        settings(crm)
-    except SettingsError as exc:
-        return str(exc)
-    return None
-
-
 def items() -> list[CheckItem]:
     """The analytical module's checklist."""
     return [
@@ -200,6 +188,6 @@ def items() -> list[CheckItem]:
             "technical",
             "The analytical module's settings are valid",
             "fix the value named in [analytical] of crm.toml or CRM_ANALYTICAL_*",
-            valid_settings,
+            settings_valid("analytical"),
         ),
     ]

@@ -22,7 +22,7 @@ from core.errors import Invalid, NotFoundError, StaleVersion
 from core.i18n import N_
 from core.models import User
 from core.web.deps import Principal
-from core.web.ui.context import UIContext, csrf_check, page, ui_principal
+from core.web.ui.context import UIContext, csrf_check, is_htmx, page, ui_principal
 from plugins.collaborative import followers, messages, records
 from plugins.collaborative.chatter_views import CREATE, READ, render_panel
 
@@ -37,11 +37,6 @@ FIELD_LABELS = {
     "record_type": N_("Record type"),
 }
 STALE_TEXT = N_("Someone changed this message meanwhile; here it is as it is now.")
-
-
-def _need(principal: Principal, permission: str) -> None:
-    if not principal.can(permission):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
 
 
 def _not_found(record_type: str, record_id: int) -> HTTPException:
@@ -71,8 +66,8 @@ def _answer(
     """The refreshed panel (htmx), a redirect to the record (form posts that worked), or the
     panel on its own page; 404 when the user may not see the record."""
     crm = request.app.state.crm
-    is_htmx = bool(request.headers.get("hx-request"))
-    if request.method == "POST" and not is_htmx and error is None:
+    fragment = is_htmx(request)
+    if request.method == "POST" and not fragment and error is None:
         kind = records.kind_of(crm, record_type)
         return RedirectResponse(kind.link(record_id) + anchor, status_code=303)
     with crm.db.session() as session:
@@ -90,7 +85,7 @@ def _answer(
             )
         except (NotFoundError, Invalid):
             raise _not_found(record_type, record_id) from None
-        if is_htmx:
+        if fragment:
             return page(ctx, "collaborative/chatter_panel.html", panel=panel)
         kind = records.kind_of(crm, record_type)
         title = records.title_of(session, kind, record_id) or ""
@@ -166,7 +161,7 @@ def chatter_panel(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """The conversation panel of a record (older messages with ``before``)."""
-    _need(principal, READ)
+    principal.require(READ)
     return _answer(request, principal, record_type, record_id, before=before)
 
 
@@ -181,7 +176,7 @@ def chatter_post(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """Write a note, a comment or a reply."""
-    _need(principal, CREATE)
+    principal.require(CREATE)
     crm = request.app.state.crm
 
     def change(session: Session) -> messages.Posted:
@@ -213,7 +208,7 @@ def chatter_edit(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """Change a message's body (its author, or a moderator)."""
-    _need(principal, CREATE)
+    principal.require(CREATE)
     crm = request.app.state.crm
 
     def change(session: Session) -> messages.Posted:
@@ -235,7 +230,7 @@ def chatter_delete(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """Delete a message and its replies (its author, or a moderator)."""
-    _need(principal, CREATE)
+    principal.require(CREATE)
     crm = request.app.state.crm
 
     def change(session: Session) -> int:
@@ -248,7 +243,7 @@ def chatter_delete(
 def _following(
     request: Request, principal: Principal, record_type: str, record_id: int, follow: bool
 ) -> Any:
-    _need(principal, READ)
+    principal.require(READ)
     crm = request.app.state.crm
 
     def change(session: Session) -> bool:

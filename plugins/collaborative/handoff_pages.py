@@ -29,6 +29,7 @@ from core.web.ui.context import (
     csrf_check,
     csrf_token,
     flash_redirect,
+    is_htmx,
     page,
     read_flash,
     ui_principal,
@@ -46,15 +47,6 @@ CREATE = "collaborative.handoff:create"
 UPDATE = "collaborative.handoff:update"
 PAGE = "/collaborative/handoffs"
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
-
-
-def _need(principal: Principal, permission: str) -> None:
-    if not principal.can(permission):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
-
-
-def _htmx(request: Request) -> bool:
-    return bool(request.headers.get("hx-request"))
 
 
 def _zone(ctx: UIContext) -> ZoneInfo:
@@ -94,7 +86,7 @@ def handoffs_page(
 ) -> HTMLResponse:
     """Hand-offs to my teams and sent by me (``?status=``, ``?overdue=yes|no``); overdue ones
     flagged."""
-    _need(principal, READ)
+    principal.require(READ)
     chosen_status = request.query_params.get("status", "")
     chosen_status = chosen_status if chosen_status in STATUS_LABELS else None
     late = {"yes": True, "no": False}.get(overdue)
@@ -148,7 +140,7 @@ def _decide(request: Request, principal: Principal, handoff_id: int, change: Any
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except (Invalid, Conflict, StaleVersion, StaleDataError) as exc:
         error = _error_text(ctx, exc)
-    if _htmx(request):
+    if is_htmx(request):
         return _row(ctx, handoff_id, error)
     if error:
         return flash_redirect(request, PAGE, error=error)
@@ -167,7 +159,7 @@ def accept(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """Accept a hand-off for my team."""
-    _need(principal, UPDATE)
+    principal.require(UPDATE)
     return _decide(
         request,
         principal,
@@ -187,7 +179,7 @@ def return_(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """Return a hand-off with a reason."""
-    _need(principal, UPDATE)
+    principal.require(UPDATE)
     return _decide(
         request,
         principal,
@@ -206,7 +198,7 @@ def cancel(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """Withdraw a hand-off I sent."""
-    _need(principal, CREATE)
+    principal.require(CREATE)
     return _decide(
         request,
         principal,
@@ -285,7 +277,7 @@ def new_handoff(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """Hand a record to another team (the form of the record's "Hand-offs" panel)."""
-    _need(principal, CREATE)
+    principal.require(CREATE)
     crm = request.app.state.crm
     if record_type not in core_records.record_types(crm):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {record_type} {record_id}")
@@ -313,7 +305,7 @@ def new_handoff(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {record_type} {record_id}") from None
     except (Invalid, Conflict) as exc:
         error = _error_text(ctx, exc)
-    if _htmx(request):
+    if is_htmx(request):
         with crm.db.session() as session:
             ctx.session = session
             body = slot_body(ctx, record_type, record_id, error, form if error else None)

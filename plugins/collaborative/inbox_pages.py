@@ -19,6 +19,7 @@ from core.web.ui.context import (
     UIContext,
     csrf_check,
     flash_redirect,
+    is_htmx,
     page,
     read_flash,
     ui_principal,
@@ -41,10 +42,6 @@ EMAIL_LABELS = (
 def _require(principal: Principal) -> None:
     if not principal.can(READ):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {READ} required")
-
-
-def _htmx(request: Request) -> bool:
-    return bool(request.headers.get("hx-request"))
 
 
 def _listing(
@@ -108,7 +105,7 @@ def inbox_read_all(request: Request, principal: Principal = Depends(ui_principal
     crm = request.app.state.crm
     with crm.db.write() as session:
         inbox.mark_all_read(crm, session, principal.user)
-    if not _htmx(request):
+    if not is_htmx(request):
         return flash_redirect(request, INBOX, N_("All notifications are marked read."))
     ctx = UIContext(request, principal)
     return page(ctx, "collaborative/inbox_list.html", **_listing(request, principal, False, None))
@@ -130,7 +127,7 @@ def inbox_read_one(
         inbox.mark_read(crm, session, principal.user, [notification_id])
         item = inbox.get(crm, session, principal.user, notification_id)
         count = inbox.unread_count(crm, session, principal.user)
-    if not _htmx(request):
+    if not is_htmx(request):
         return RedirectResponse(INBOX, status_code=303)
     ctx = UIContext(request, principal)
     # the item again, and the page's unread count out of band

@@ -17,16 +17,11 @@ from markupsafe import Markup
 from core import audit
 from core.errors import Conflict, Invalid, NotFoundError
 from core.web.deps import Principal
-from core.web.ui.context import UIContext, csrf_check, page, ui_principal
+from core.web.ui.context import UIContext, csrf_check, is_htmx, page, ui_principal
 from plugins.collaborative import partner_views, partners
 
 router = APIRouter(dependencies=[Depends(csrf_check)], include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-
-
-def _need(principal: Principal, permission: str) -> None:
-    if not principal.can(permission):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -63,7 +58,7 @@ def _run(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except (Invalid, Conflict) as exc:
         error = _message(exc)
-    if panel is None or not request.headers.get("hx-request"):
+    if panel is None or not is_htmx(request):
         if error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, error)
         return RedirectResponse(back, status_code=303)
@@ -81,7 +76,7 @@ def _run(
 @router.post("/partners/links", response_class=HTMLResponse)
 async def add_link(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Link a partner to a customer (from the customer's "Partners" panel)."""
-    _need(principal, partner_views.UPDATE)
+    principal.require(partner_views.UPDATE)
     form = await _form(request)
     customer_id = _int(form.get("record_id"))
     partner_id = _int(form.get("partner_id"))
@@ -116,7 +111,7 @@ async def remove_link(
     request: Request, partner_id: int, link_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
     """Remove a link (from the customer's panel or the partner's page)."""
-    _need(principal, partner_views.UPDATE)
+    principal.require(partner_views.UPDATE)
     form = await _form(request)
     found: dict[str, Any] = {}
 
@@ -150,7 +145,7 @@ async def add_contact(
     request: Request, partner_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
     """Add a person at the partner (from the partner's page)."""
-    _need(principal, partner_views.UPDATE)
+    principal.require(partner_views.UPDATE)
     form = await _form(request)
     values = {k: form.get(k, "") for k in ("name", "email", "phone", "position")}
 
@@ -170,7 +165,7 @@ async def remove_contact(
     request: Request, partner_id: int, contact_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
     """Remove a contact; their sign-in, if any, is deactivated and their shares end."""
-    _need(principal, partner_views.UPDATE)
+    principal.require(partner_views.UPDATE)
 
     def change(ctx: UIContext) -> None:
         contact = partners.get_contact(ctx.session, partner_id, contact_id)  # type: ignore[arg-type]
@@ -188,7 +183,7 @@ async def invite_contact(
     request: Request, partner_id: int, contact_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
     """Give a contact a sign-in; the page shows the generated password once."""
-    _need(principal, partner_views.SHARE)
+    principal.require(partner_views.SHARE)
     from starlette.concurrency import run_in_threadpool
 
     def invite() -> Response:
@@ -233,7 +228,7 @@ async def _share_form(request: Request) -> tuple[int, int | None, str]:
 @router.post("/shares", response_class=HTMLResponse)
 async def share(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Share a customer with a partner contact (from the customer's "Shared with" panel)."""
-    _need(principal, partner_views.SHARE)
+    principal.require(partner_views.SHARE)
     customer_id, user_id, note = await _share_form(request)
 
     def change(ctx: UIContext) -> None:
@@ -249,7 +244,7 @@ async def share(request: Request, principal: Principal = Depends(ui_principal)) 
 @router.post("/shares/delete", response_class=HTMLResponse)
 async def unshare(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Stop sharing a customer with a partner contact."""
-    _need(principal, partner_views.SHARE)
+    principal.require(partner_views.SHARE)
     customer_id, user_id, _ = await _share_form(request)
 
     def change(ctx: UIContext) -> None:

@@ -34,15 +34,10 @@ MANAGE = "collaborative.team:manage"
 PAGE = "/collaborative/teams"
 
 
-def _need(principal: Principal, permission: str) -> None:
-    if not principal.can(permission):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
-
-
 @router.get("/teams", response_class=HTMLResponse)
 def teams_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Departments with their kind, lead and members; forms for managers."""
-    _need(principal, READ)
+    principal.require(READ)
     crm = request.app.state.crm
     with crm.db.session() as session:
         ctx = UIContext(request, principal, session)
@@ -61,7 +56,7 @@ def teams_page(request: Request, principal: Principal = Depends(ui_principal)) -
 
 
 def _change(request: Request, principal: Principal, change: Any, done: str) -> Any:
-    _need(principal, MANAGE)
+    principal.require(MANAGE)
     crm = request.app.state.crm
     try:
         with crm.db.write() as session:

@@ -46,16 +46,17 @@ def stages(session: Session, team_id: int | None) -> list[Stage]:
     )
 
 
-def in_open_stage() -> ColumnElement[bool]:
-    """SQL condition on ``Opportunity``: its stage is open in its team's pipeline, or in the
-    default pipeline when the team has no stages of its own (as :func:`stages` resolves it)."""
+def in_stage_kind(kind: str) -> ColumnElement[bool]:
+    """SQL condition on ``Opportunity``: its stage is of ``kind`` (open, won, lost) in its
+    team's pipeline, or in the default pipeline when the team has no stages of its own (as
+    :func:`stages` resolves it)."""
     stage, own = aliased(Stage), aliased(Stage)
     team_has_stages = exists().where(own.team_id == Opportunity.team_id).correlate(Opportunity)
     return (
         exists()
         .where(
             stage.name == Opportunity.stage,
-            stage.kind == "open",
+            stage.kind == kind,
             or_(
                 stage.team_id == Opportunity.team_id,
                 and_(stage.team_id.is_(None), ~team_has_stages),
@@ -63,6 +64,11 @@ def in_open_stage() -> ColumnElement[bool]:
         )
         .correlate(Opportunity)
     )
+
+
+def in_open_stage() -> ColumnElement[bool]:
+    """SQL condition on ``Opportunity``: its stage is open (see :func:`in_stage_kind`)."""
+    return in_stage_kind("open")
 
 
 def stage_named(session: Session, team_id: int | None, name: str) -> Stage:

@@ -177,9 +177,12 @@ def inbox_query(
     return query.order_by(Alert.raised_at.desc(), Alert.id.desc())
 
 
-def open_count(crm: Crm | None, session: Session, user: SignedIn) -> int:
-    """How many open alerts the user owns and may see (the navigation badge)."""
-    inner = inbox_query(crm, user).order_by(None).with_only_columns(Alert.id).subquery()
+def open_count(
+    crm: Crm | None, session: Session, user: SignedIn, states: Sequence[str] = OPEN_STATES
+) -> int:
+    """How many alerts in ``states`` (open ones by default) the user owns and may see."""
+    query = inbox_query(crm, user, states=states)
+    inner = query.order_by(None).with_only_columns(Alert.id).subquery()
     return session.scalar(select(func.count()).select_from(inner)) or 0
 
 
@@ -1124,7 +1127,6 @@ def _product_names(session: Session, ids: Iterable[int | None]) -> dict[int, str
 
 def _announce_raised(crm: Crm, session: Session, made: list[Any]) -> None:
     """Announce each owner's ``ANNOUNCED_PER_OWNER`` new alerts of highest expected value."""
-    from core import events
 
     per_owner: dict[int, list[Any]] = defaultdict(list)
     for row in made:
@@ -1136,18 +1138,25 @@ def _announce_raised(crm: Crm, session: Session, made: list[Any]) -> None:
         for row in sorted(rows, key=lambda r: (-r.expected_value_minor, r.id))[:ANNOUNCED_PER_OWNER]
     ]
     for row in sorted(told, key=lambda r: r.id):
-        events.announce(
-            session,
-            crm,
-            events.RecordEvent(
-                record_type=RECORD_TYPE,
-                record_id=row.id,
-                verb="raised",
-                label=RAISED_LABEL,
-                title=row.title,
-                recipients=(row.owner_id,),
-            ),
-        )
+        _announce(crm, session, row, "raised", RAISED_LABEL)
+
+
+def _announce(crm: Crm, session: Session, row: Any, verb: str, label: str) -> None:
+    """Tell the alert's owner (``row``: id, owner_id, title) after the commit."""
+    from core import events
+
+    events.announce(
+        session,
+        crm,
+        events.RecordEvent(
+            record_type=RECORD_TYPE,
+            record_id=row.id,
+            verb=verb,
+            label=label,
+            title=row.title,
+            recipients=(row.owner_id,),
+        ),
+    )
 
 
 def _event_title(customer_name: str | None, product_name: str | None) -> str:
@@ -1213,6 +1222,7 @@ def _latest_before(
             Alert.currency,
             Alert.converted_order_id,
             Alert.owner_id,
+            Alert.title,
         )
         .where(
             Alert.customer_id == customer_id,
@@ -1291,8 +1301,7 @@ def credit_order(
     once. Each conversion is a conditional UPDATE (see :func:`_convert`), so a concurrent
     change of an alert never rolls back the order's credit. The owner is told after the commit.
     """
-    from core import audit, events
-    from core.customers.models import Customer
+    from core import audit
     from plugins.analytical.sql import EXCLUDED_STATUSES
     from plugins.smart_sales.config import settings
 
@@ -1336,24 +1345,9 @@ def credit_order(
                 "credited_minor": credit,
             },
         )
-    customer_name = session.scalar(
-        select(Customer.display_name).where(Customer.id == order["customer_id"])
-    )
-    names = _product_names(session, (row.product_id for row, _ in converted))
     for row, _ in converted:
         if row.owner_id is not None:
-            events.announce(
-                session,
-                crm,
-                events.RecordEvent(
-                    record_type=RECORD_TYPE,
-                    record_id=row.id,
-                    verb="converted",
-                    label=CONVERTED_LABEL,
-                    title=_event_title(customer_name, names.get(row.product_id)),
-                    recipients=(row.owner_id,),
-                ),
-            )
+            _announce(crm, session, row, "converted", CONVERTED_LABEL)
     return [row.id for row, _ in converted]
 
 

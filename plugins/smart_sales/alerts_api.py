@@ -31,7 +31,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from core import audit, i18n, records
@@ -243,9 +243,7 @@ def page_of(
 
 def waiting_count(crm: Crm | None, session: Session, user: Any) -> int:
     """My visible alerts waiting for action (new or seen): the navigation badge."""
-    query = alerts.inbox_query(crm, user, states=WAITING_STATES)
-    inner = query.order_by(None).with_only_columns(Alert.id).subquery()
-    return session.scalar(select(func.count()).select_from(inner)) or 0
+    return alerts.open_count(crm, session, user, WAITING_STATES)
 
 
 def open_churn(session: Session, customer_id: int) -> Alert | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 
-from core.checks import CheckItem
+from core.checks import CheckItem, settings_valid
 
 if TYPE_CHECKING:
     from core.runtime import Crm
@@ -221,18 +221,6 @@ def usable_rules(crm: Crm) -> str | None:
     return None
 
 
-def valid_settings(crm: Crm) -> str | None:
-    """The module's settings (``[smart_sales]`` in crm.toml, ``CRM_SMART_SALES_*``) are valid."""
-    from core.errors import SettingsError
-    from plugins.smart_sales.config import settings
-
-    try:
-        settings(crm)
-    except SettingsError as exc:
-        return str(exc)
-    return None
-
-
 def items() -> list[CheckItem]:
     """The smart-selling module's checklist."""
     return [
@@ -312,6 +300,6 @@ def items() -> list[CheckItem]:
             "technical",
             "The smart-selling module's settings are valid",
             "fix the value named in [smart_sales] of crm.toml or CRM_SMART_SALES_*",
-            valid_settings,
+            settings_valid("smart_sales"),
         ),
     ]

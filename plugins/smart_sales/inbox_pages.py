@@ -38,6 +38,7 @@ from core.web.ui.context import (
     UIContext,
     csrf_check,
     flash_redirect,
+    is_htmx,
     page,
     read_flash,
     ui_principal,
@@ -72,15 +73,6 @@ STALE_MESSAGE = N_("Someone else changed this alert meanwhile; it now shows thei
 CLOSED_MESSAGE = N_("This alert is closed; it can no longer change.")
 REASON_MESSAGE = N_("Choose why you dismiss the alert.")
 NOTE_MESSAGE = N_("The note is too long.")
-
-
-def _need(principal: Principal, permission: str) -> None:
-    if not principal.can(permission):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
-
-
-def _htmx(request: Request) -> bool:
-    return bool(request.headers.get("hx-request"))
 
 
 def owner_names(session: Session, ids: set[int | None]) -> dict[int, str]:
@@ -143,7 +135,7 @@ def inbox_page(
     principal: Principal = Depends(ui_principal),
 ) -> HTMLResponse:
     """My open alerts (or my team's), by priority, value or date; filtered by kind."""
-    _need(principal, READ)
+    principal.require(READ)
     _choice("scope", scope, alerts.SCOPES)
     _choice("kind", kind, ("", *ALERT_KINDS))
     _choice("sort", sort, alerts.SORTS)
@@ -181,7 +173,7 @@ def inbox_page(
 @router.get("/inbox/count")
 def inbox_count(request: Request, principal: Principal = Depends(ui_principal)) -> JSONResponse:
     """``{"count": n}``: my alerts waiting for action (new or seen), the navigation badge."""
-    _need(principal, READ)
+    principal.require(READ)
     crm = request.app.state.crm
     with crm.db.session() as session:
         return JSONResponse({"count": waiting_count(crm, session, principal.user)})
@@ -201,7 +193,7 @@ def alert_page(
     """One alert: its reason, figures and history. The GET changes nothing: the page, once
     loaded, posts to the ``seen`` route (with the CSRF token) when the owner opens their new
     alert."""
-    _need(principal, READ)
+    principal.require(READ)
     crm = request.app.state.crm
     with crm.db.session() as session:
         ctx = UIContext(request, principal, session)
@@ -225,7 +217,7 @@ def _answer(
 ) -> Response:
     """The fragment the action's form replaces (htmx), or a redirect with a flash message."""
     crm = request.app.state.crm
-    if not _htmx(request):
+    if not is_htmx(request):
         target = ALERT_PAGE.format(id=alert_id) if view == "detail" else INBOX
         if view == "offer":
             with crm.db.session() as session:
@@ -267,7 +259,7 @@ def _change(
     request: Request, principal: Principal, alert_id: int, view: str, change: Any, done: str
 ) -> Response:
     """Run ``change(session, alert)`` in a write transaction and answer (see ``_answer``)."""
-    _need(principal, UPDATE)
+    principal.require(UPDATE)
     view = view if view in VIEWS else "row"
     crm = request.app.state.crm
     error = ""
@@ -337,7 +329,7 @@ def seen(request: Request, alert_id: int, principal: Principal = Depends(ui_prin
     gets, out of band, the state badge and the alert's new version for the forms of the row or
     page (so that acting next is not refused as stale); a plain form a redirect to the alert's
     page."""
-    _need(principal, UPDATE)
+    principal.require(UPDATE)
     crm = request.app.state.crm
     try:
         with crm.db.write() as session:
@@ -345,7 +337,7 @@ def seen(request: Request, alert_id: int, principal: Principal = Depends(ui_prin
             seen_by_owner(session, _visible(crm, session, principal, alert_id), principal.user)
     except alerts.StaleAlert:
         pass  # changed meanwhile: the badge below shows its state now
-    if not _htmx(request):
+    if not is_htmx(request):
         return flash_redirect(request, ALERT_PAGE.format(id=alert_id))
     with crm.db.session() as session:
         ctx = UIContext(request, principal, session)

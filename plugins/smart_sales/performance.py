@@ -48,7 +48,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from core.i18n import N_
 from plugins.analytical.sql import EXCLUDED_STATUSES, key_of, month_key, month_label
@@ -383,27 +383,6 @@ _SALES_FIGURES = (
 _DEAL_FIGURES = ("won", "lost", "won_counted", "won_value_minor")
 
 
-def _stage_kind(kind: str) -> ColumnElement[bool]:
-    """SQL condition on ``Opportunity``: its stage is of ``kind`` in its team's pipeline, or in
-    the default pipeline when the team has no stages of its own (as the pipeline resolves it)."""
-    from plugins.operational.models import Opportunity, Stage
-
-    stage, own = aliased(Stage), aliased(Stage)
-    team_has_stages = exists().where(own.team_id == Opportunity.team_id).correlate(Opportunity)
-    return (
-        exists()
-        .where(
-            stage.name == Opportunity.stage,
-            stage.kind == kind,
-            or_(
-                stage.team_id == Opportunity.team_id,
-                and_(stage.team_id.is_(None), ~team_has_stages),
-            ),
-        )
-        .correlate(Opportunity)
-    )
-
-
 def _owner_group(by: str, owner_column: Any) -> tuple[Any, Any]:
     """The grouping column for ``by`` and the join it needs (``None``: none)."""
     from core.models import User
@@ -482,7 +461,9 @@ def _deal_figures(
     from plugins.operational.models import Opportunity
 
     group, join = _owner_group(by, Opportunity.owner_id)
-    won, lost = _stage_kind("won"), _stage_kind("lost")
+    from plugins.operational.pipeline import in_stage_kind
+
+    won, lost = in_stage_kind("won"), in_stage_kind("lost")
     won_counted = and_(won, Opportunity.currency == currency)
     inner = select(
         group.label("g"),

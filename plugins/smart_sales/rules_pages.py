@@ -34,6 +34,7 @@ from core.web.ui.context import (
     UIContext,
     csrf_check,
     flash_redirect,
+    is_htmx,
     page,
     read_flash,
     ui_principal,
@@ -65,17 +66,8 @@ FIELDS = (
 )
 
 
-def _need(principal: Principal, permission: str) -> None:
-    if not principal.can(permission):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
-
-
 def _crm(request: Request) -> Any:
     return request.app.state.crm
-
-
-def _htmx(request: Request) -> bool:
-    return bool(request.headers.get("hx-request"))
 
 
 @contextmanager
@@ -265,7 +257,7 @@ def render_page(
 def rules_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The current run's rules (or ``?run=ID``'s), filters ``sku``, ``muted``, ``sort``,
     ``page``; the run history; the mining form for those who may mine."""
-    _need(principal, READ)
+    principal.require(READ)
     return render_page(request, principal)
 
 
@@ -312,7 +304,7 @@ def params_from(form: FormData, language: str) -> dict[str, Any]:
 async def mine_now(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Mine now with the form's parameters; back to the page with what it found, or why it
     was refused (the failed run shows in the history)."""
-    _need(principal, MINE)
+    principal.require(MINE)
     form = await request.form()
     typed = {name: str(form.get(name) or "") for name, _l, _k in FIELDS}
     typed["since"] = str(form.get("since") or "")
@@ -380,7 +372,7 @@ def _row(request: Request, principal: Principal, rule_id: int, error: str = "") 
 
 def _toggle(request: Request, principal: Principal, rule_id: int, change: Any) -> Response:
     """Run ``change(session, key)`` on rule ``rule_id``; the row (htmx) or a redirect."""
-    _need(principal, REVIEW)
+    principal.require(REVIEW)
     with _crm(request).db.session() as session:
         rule = session.get(Rule, rule_id)
         if rule is None:
@@ -391,7 +383,7 @@ def _toggle(request: Request, principal: Principal, rule_id: int, change: Any) -
             message = change(session, key)
     except NotFoundError as exc:  # pragma: no cover - the rule was just read
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    if _htmx(request):
+    if is_htmx(request):
         return _row(request, principal, rule_id)
     return flash_redirect(request, _back(request), message=message)
 

@@ -30,11 +30,6 @@ from core.web.ui.context import (
 router = APIRouter(prefix="/admin", dependencies=[Depends(csrf_check)], include_in_schema=False)
 
 
-def _need(principal: Principal, permission: str) -> None:
-    if not principal.can(permission):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
-
-
 def _actor(request: Request, principal: Principal) -> audit.Actor:
     ip = request.client.host if request.client else None
     return audit.Actor(principal.user.email, principal.user.id, ip)
@@ -52,7 +47,7 @@ def modules_page(request: Request, principal: Principal = Depends(ui_principal))
     """Every module with its state and dependencies."""
     from core import modules
 
-    _need(principal, "module:read")
+    principal.require("module:read")
     crm = request.app.state.crm
     return page(
         UIContext(request, principal),
@@ -70,7 +65,7 @@ def change_module(
     """Enable or disable a module with the CLI's checks; the server then needs a restart."""
     from core import modules
 
-    _need(principal, "module:manage")
+    principal.require("module:manage")
     crm = request.app.state.crm
     if operation not in ("enable", "disable"):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no operation {operation!r}")
@@ -112,7 +107,7 @@ def _user_rows(session: Any) -> list[dict[str, Any]]:
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Users, their roles and teams; forms to add and change them."""
-    _need(principal, "user:read")
+    principal.require("user:read")
     return _users_view(request, principal, **_flash(request))
 
 
@@ -138,7 +133,7 @@ async def add_user(request: Request, principal: Principal = Depends(ui_principal
     """Add a user with a generated password, shown once."""
     from core import auth, users
 
-    _need(principal, "user:create")
+    principal.require("user:create")
     form = await request.form()
     secret = auth.generate_password()
     crm = request.app.state.crm
@@ -174,7 +169,7 @@ async def change_user(
 
     form = await request.form()
     deactivate = form.get("deactivate") == "1"
-    _need(principal, "user:delete" if deactivate else "user:update")
+    principal.require("user:delete" if deactivate else "user:update")
     crm = request.app.state.crm
     try:
         with crm.db.write() as session, audit.acting_as(_actor(request, principal)):
@@ -201,7 +196,7 @@ async def change_user(
 @router.get("/tokens", response_class=HTMLResponse)
 def tokens_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Every API token (never its secret) with its user, expiry and state."""
-    _need(principal, "user:update")
+    principal.require("user:update")
     return _tokens_view(request, principal, **_flash(request))
 
 
@@ -230,7 +225,7 @@ async def create_token(request: Request, principal: Principal = Depends(ui_princ
     """Create a token for a user; its secret is shown once, in this response only."""
     from core import auth, users
 
-    _need(principal, "user:update")
+    principal.require("user:update")
     form = await request.form()
     days = str(form.get("expires_days", "")).strip()
     crm = request.app.state.crm
@@ -257,7 +252,7 @@ def revoke_token(
     """Revoke one token."""
     from core.models import ApiToken
 
-    _need(principal, "user:update")
+    principal.require("user:update")
     crm = request.app.state.crm
     with crm.db.write() as session, audit.acting_as(_actor(request, principal)):
         token = session.get(ApiToken, token_id)
@@ -277,7 +272,7 @@ def checklist_page(request: Request, principal: Principal = Depends(ui_principal
     """The pre-deployment checklist: open items first, attestations with their notes."""
     from core import checks
 
-    _need(principal, "checklist:read")
+    principal.require("checklist:read")
     crm = request.app.state.crm
     results = checks.run(crm, deploy=True)
     order = {"fail": 0, "open": 1, "error": 2}
@@ -298,7 +293,7 @@ async def attest(
     """Confirm an attestation item, with a note saying how it was checked."""
     from core import checks
 
-    _need(principal, "checklist:attest")
+    principal.require("checklist:attest")
     note = str((await request.form()).get("note", "")).strip()
     if not note:
         return flash_redirect(request, "/admin/checklist", error=N_("Write how you checked it."))
@@ -320,7 +315,7 @@ def audit_page(request: Request, principal: Principal = Depends(ui_principal)) -
     """The audit log, newest first, by keyset pages; filter by model, action or actor."""
     from core.models import AuditLog
 
-    _need(principal, "audit:read")
+    principal.require("audit:read")
     params = request.query_params
     query = select(AuditLog).order_by(AuditLog.id.desc()).limit(51)
     before = params.get("before", "")

@@ -39,10 +39,15 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+def is_htmx(request: Request) -> bool:
+    """Whether htmx sent the request (it then wants a fragment, not a whole page)."""
+    return bool(request.headers.get("hx-request"))
+
+
 def login_redirect(request: Request, exc: LoginRequired) -> HTMLResponse:
     """Send the browser (or htmx) to the login page, coming back afterwards."""
     target = f"/login?next={quote(exc.next_url, safe='/')}"
-    if request.headers.get("hx-request"):
+    if is_htmx(request):
         return HTMLResponse("", status_code=200, headers={"HX-Redirect": target})
     return HTMLResponse("", status_code=303, headers={"Location": target})
 

@@ -25,7 +25,7 @@ from core.ui import data
 from core.ui import registry as reg
 from core.ui.specs import Column, FormErrors, Resource, StaleRecord
 from core.web.deps import Principal
-from core.web.ui.context import UIContext, csrf_check, page, ui_principal
+from core.web.ui.context import UIContext, csrf_check, is_htmx, page, ui_principal
 
 STALE_MESSAGE = N_(
     "Someone else changed this record meanwhile. The form now shows their version; "
@@ -39,11 +39,6 @@ def _resource(request: Request, name: str) -> Resource:
         return request.app.state.ui.registry.resource(name)
     except KeyError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no screen {name!r}") from None
-
-
-def _need(principal: Principal, permission: str) -> None:
-    if not principal.can(permission):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"permission {permission} required")
 
 
 def _view(request: Request, resource: Resource, kind: str) -> Any:
@@ -86,7 +81,7 @@ def list_page(
 ) -> HTMLResponse:
     """The list of a resource: search, filters, sort, keyset pages, capped count."""
     resource = _resource(request, name)
-    _need(principal, resource.permission("read"))
+    principal.require(resource.permission("read"))
     view = _view(request, resource, "list")
     crm = request.app.state.crm
     params = _params(request)
@@ -131,7 +126,7 @@ def export_csv(
 ) -> StreamingResponse:
     """The list's rows under the current search and filters, streamed as CSV."""
     resource = _resource(request, name)
-    _need(principal, resource.permission("export"))
+    principal.require(resource.permission("export"))
     view = _view(request, resource, "list")
     crm = request.app.state.crm
     params = _params(request)
@@ -228,7 +223,7 @@ def new_form(
 ) -> HTMLResponse:
     """An empty form for a new record."""
     resource = _resource(request, name)
-    _need(principal, resource.permission("create"))
+    principal.require(resource.permission("create"))
     with request.app.state.crm.db.session() as session:
         return _render_form(UIContext(request, principal, session), resource, None)
 
@@ -239,7 +234,7 @@ def edit_form(
 ) -> HTMLResponse:
     """The form of an existing record."""
     resource = _resource(request, name)
-    _need(principal, resource.permission("update"))
+    principal.require(resource.permission("update"))
     crm = request.app.state.crm
     with crm.db.session() as session:
         record = data.get(crm, session, principal.user, resource, record_id)
@@ -285,7 +280,7 @@ def _save(
     principal: Principal,
 ) -> HTMLResponse:
     resource = _resource(request, name)
-    _need(principal, resource.permission("create" if record_id is None else "update"))
+    principal.require(resource.permission("create" if record_id is None else "update"))
     view = _view(request, resource, "form")
     crm = request.app.state.crm
     version = int(form["version"]) if form.get("version", "").isdigit() else None
@@ -344,7 +339,7 @@ def kanban_page(
 ) -> HTMLResponse:
     """Cards in columns by the kanban's group field; each column is one indexed query."""
     resource = _resource(request, name)
-    _need(principal, resource.permission("read"))
+    principal.require(resource.permission("read"))
     view = _view(request, resource, "kanban")
     list_view = request.app.state.ui.registry.view(name, "list")
     crm = request.app.state.crm
@@ -397,7 +392,7 @@ def _move(
     request: Request, name: str, record_id: int, form: dict[str, str], principal: Principal
 ) -> HTMLResponse:
     resource = _resource(request, name)
-    _need(principal, resource.permission("update"))
+    principal.require(resource.permission("update"))
     view = _view(request, resource, "kanban")
     group = form.get("group", "")
     version = int(form["version"]) if form.get("version", "").isdigit() else None
@@ -428,7 +423,7 @@ def _move(
         translate = request.app.state.ui.translator.translate
         detail = "; ".join(translate(m) for m in exc.errors.values())
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
-    if request.headers.get("hx-request"):
+    if is_htmx(request):
         return HTMLResponse("", headers={"HX-Refresh": "true"})
     return RedirectResponse(f"/ui/{name}/kanban", status_code=303)
 
@@ -439,7 +434,7 @@ def detail_page(
 ) -> HTMLResponse:
     """The page of one record: its fields, tabs, actions and (customers) the 360 slots."""
     resource = _resource(request, name)
-    _need(principal, resource.permission("read"))
+    principal.require(resource.permission("read"))
     view = _view(request, resource, "detail")
     crm = request.app.state.crm
     with crm.db.session() as session:
@@ -528,7 +523,7 @@ def _action(
                 found = candidate
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action {action!r}")
-    _need(principal, found.permission)
+    principal.require(found.permission)
     if not ids:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "select at least one record")
     crm = request.app.state.crm
