@@ -12,13 +12,25 @@ import sys
 import click
 
 from core import __version__
-from core.commands import check, customers, db, get_crm, modules, settings, setup, users
+from core.commands import (
+    check,
+    customers,
+    db,
+    get_crm,
+    modules,
+    plugins,
+    settings,
+    setup,
+    users,
+    webhooks,
+)
 from core.errors import CrmError
 
 CORE_COMMANDS: dict[str, click.Command] = {
     "init": setup.init,
     "serve": setup.serve,
     "modules": modules.modules,
+    "plugins": plugins.plugins,
     "db": db.db,
     "check": check.check,
     "users": users.users,
@@ -27,7 +39,10 @@ CORE_COMMANDS: dict[str, click.Command] = {
     "customers": customers.customers,
     "demo": customers.demo,
     "settings": settings.settings,
+    "webhooks": webhooks.webhooks,
 }
+#: Other spellings accepted for core commands, left out of the help (``crm plugin new``).
+ALIASES = {"plugin": "plugins"}
 
 
 class CrmGroup(click.Group):
@@ -67,6 +82,7 @@ class CrmGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """A core command, else a command of an enabled module."""
+        cmd_name = ALIASES.get(cmd_name, cmd_name)
         if cmd_name in CORE_COMMANDS:
             return CORE_COMMANDS[cmd_name]
         return self._plugin_commands(ctx).get(cmd_name)

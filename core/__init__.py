@@ -18,7 +18,25 @@ PLUGIN_API_VERSION = "1.0"
 
 PROJECT_NAME = "crm"
 
+
+class PluginApiDeprecationWarning(DeprecationWarning):
+    """A plugin implements a hook, or a hook argument, that a later plugin API removes.
+
+    Hookspecs being retired carry ``@hookspec(warn_on_impl=PluginApiDeprecationWarning(...))``
+    (or ``warn_on_impl_args``) for at least one minor version of the plugin API before the next
+    major version removes them; see docs/plugin-api.md.
+    """
+
+
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
-__all__ = ["PLUGIN_API_VERSION", "PROJECT_NAME", "Manifest", "__version__", "hookimpl", "hookspec"]
+__all__ = [
+    "PLUGIN_API_VERSION",
+    "PROJECT_NAME",
+    "Manifest",
+    "PluginApiDeprecationWarning",
+    "__version__",
+    "hookimpl",
+    "hookspec",
+]

@@ -73,6 +73,7 @@ def permissions():
         Permission("customer", "import", "Import customers from CSV", ("manager",)),
         Permission("customer", "export", "Export customers", ("manager", "marketing", "analyst")),
         Permission("customer", "delete", "Delete customers for good"),
+        Permission("webhook", "manage", "Register webhook endpoints and see their deliveries"),
     ]
 
 
@@ -123,6 +124,35 @@ def _recent_backup(crm: Crm) -> str | None:
         hours = int(age.total_seconds() // 3600)
         return f"the last backup is {hours} hours old"
     return None
+
+
+def _deprecated_hooks(crm: Crm) -> str | None:
+    from core.plugin_report import deprecated_use
+
+    found = deprecated_use(crm)
+    return "; ".join(found) if found else None
+
+
+def _failed_webhooks(crm: Crm) -> str | None:
+    from sqlalchemy import and_, exists, func, select
+    from sqlalchemy.orm import aliased
+
+    from core.webhooks.models import DELIVERED, FAILED, WebhookDelivery
+
+    redelivered = aliased(WebhookDelivery)
+    lost = select(func.count()).where(
+        WebhookDelivery.status == FAILED,
+        ~exists().where(
+            and_(
+                redelivered.event_id == WebhookDelivery.event_id,
+                redelivered.endpoint_id == WebhookDelivery.endpoint_id,
+                redelivered.status == DELIVERED,
+            )
+        ),
+    )
+    with crm.db.session() as session:
+        failed = session.scalar(lost)
+    return f"{failed} webhook deliveries gave up and were not redelivered" if failed else None
 
 
 def _non_admin_user(crm: Crm) -> str | None:
@@ -241,6 +271,23 @@ def checklist_items(crm):
             "review with the teams, then attest",
             deploy=True,
         ),
+        CheckItem(
+            "core.W015",
+            "warning",
+            "technical",
+            "Enabled modules use no deprecated hook",
+            "install the plugins' releases made for this plugin API (`crm plugins list` shows"
+            " which hook each still uses)",
+            _deprecated_hooks,
+        ),
+        CheckItem(
+            "core.W016",
+            "warning",
+            "technical",
+            "No webhook delivery has given up",
+            "see Admin > Webhooks, fix the receiver, then redeliver",
+            _failed_webhooks,
+        ),
     ]
 
 
@@ -293,5 +340,15 @@ def dashboard_widgets(crm):
 def menu_items(crm):
     """Customers and the admin area."""
     from core.customers import views
+    from core.i18n import N_
+    from core.ui import MenuItem
 
-    return views.menu()
+    return [*views.menu(), MenuItem(N_("Webhooks"), "/admin/webhooks", "webhook:manage", order=925)]
+
+
+@hookimpl
+def webhook_events(crm):
+    """The customer events (``ping``, the test event, is built into ``core.webhooks``)."""
+    from core.customers import webhooks
+
+    return webhooks.events()

@@ -60,6 +60,10 @@ def _entries(module: ModuleType) -> Iterator[str]:
             flags.append("deprecated")
         suffix = f" *({', '.join(flags)})*" if flags else ""
         yield f"#### `{spec.__name__}{inspect.signature(spec)}`{suffix}\n"
+        if options.get("warn_on_impl"):
+            yield f"**Deprecated:** {options['warn_on_impl']}\n"
+        for argument, warning in (options.get("warn_on_impl_args") or {}).items():
+            yield f"**Deprecated argument `{argument}`:** {warning}\n"
         yield inspect.cleandoc(spec.__doc__ or "") + "\n"
 
 
@@ -68,7 +72,8 @@ def reference() -> str:
     parts = [
         "# Hook reference\n",
         "Generated from the hook specifications' docstrings by `make hooks-doc`; do not edit "
-        "by hand. How to write a plugin: [plugins.md](plugins.md).\n",
+        "by hand. How to write a plugin: [plugins.md](plugins.md); what may change between "
+        "versions: [plugin-api.md](plugin-api.md).\n",
     ]
     for name, title in SPEC_MODULES:
         module = importlib.import_module(name)

@@ -176,6 +176,18 @@ def timeline_sources(crm):
 
 
 @hookspec
+def webhook_events(crm):
+    """Event types this module sends to outbound webhooks.
+
+    Called when admins register webhook endpoints and when an event is published, for the core
+    and enabled modules. Return an iterable of :class:`core.webhooks.WebhookEvent` (a dotted
+    ``name`` such as ``order.placed``, a label and a description of the payload); publish one
+    with ``core.webhooks.publish(session, crm, name, data)`` inside the transaction that made it
+    happen. A name another module already declares is refused and logged.
+    """
+
+
+@hookspec
 def locale_dirs():
     """Folders holding this module's translations (``<lang>/LC_MESSAGES/messages.po``).
 

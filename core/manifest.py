@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from core.errors import ManifestError
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+#: 2-27 characters: a module's first revision id, ``<name>_0001``, must fit Alembic's
+#: ``alembic_version.version_num`` (32 characters on PostgreSQL).
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,26}$")
 CATEGORIES = (
     "operational",
     "analytical",
@@ -68,7 +70,7 @@ class Manifest:
         where = f"module {self.name!r}"
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
             raise ManifestError(
-                f"module {self.name!r}: name must be 2-40 lower-case letters, digits or '_',"
+                f"module {self.name!r}: name must be 2-27 lower-case letters, digits or '_',"
                 " starting with a letter"
             )
         if entry_point_name is not None and entry_point_name != self.name:

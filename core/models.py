@@ -191,3 +191,4 @@ class Setting(Base):
 # The customer tables live with the customer code; importing them here puts every core table
 # on ``Base.metadata`` whenever the core's models are loaded.
 from core.customers.models import Customer, CustomerIdentity, CustomerTag  # noqa: E402, F401
+from core.webhooks.models import WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

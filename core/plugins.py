@@ -16,7 +16,7 @@ from typing import Any
 
 import pluggy
 
-from core import PROJECT_NAME, __version__, hookspecs
+from core import PLUGIN_API_VERSION, PROJECT_NAME, __version__, hookspecs
 from core.errors import CrmError, ManifestError
 from core.manifest import Manifest, dependency_closure
 
@@ -41,6 +41,8 @@ class PluginInfo:
     manifest: Manifest | None = None
     error: str | None = None
     problems: list[str] = field(default_factory=list)
+    #: Deprecated hooks or hook arguments this plugin implements (it still works, for now).
+    deprecations: list[str] = field(default_factory=list)
 
     @property
     def loaded(self) -> bool:
@@ -110,6 +112,7 @@ class PluginRegistry:
         registry._add_published_hookspecs()
         registry._check_unknown_hooks()
         registry._check_graph()
+        registry._note_deprecations()
         return registry
 
     def _register(self, info: PluginInfo, module: object) -> None:
@@ -134,7 +137,7 @@ class PluginRegistry:
             impl = self._impl(info.name, "manifest")
             if impl is None:
                 raise ManifestError("plugin implements no 'manifest' hook")
-            manifest = Manifest.from_value(impl.function())
+            manifest = Manifest.from_value(self._call("manifest", impl, {}))
             manifest.validate(entry_point_name=info.name)
         except Exception as exc:
             self.pm.unregister(name=info.name)
@@ -158,7 +161,7 @@ class PluginRegistry:
             if impl is None:
                 continue
             try:
-                specs = impl.function()
+                specs = self._call("hookspecs", impl, {})
                 if specs is not None:
                     self.pm.add_hookspecs(specs)
             except Exception as exc:
@@ -182,11 +185,34 @@ class PluginRegistry:
             if not info.manifest.supports_core(__version__):
                 info.problems.append(
                     f"supports core {info.manifest.core}, this core is {__version__}"
+                    f" (plugin API {PLUGIN_API_VERSION}): install a release of"
+                    f" {info.distribution or info.name} made for this core"
                 )
             try:
                 dependency_closure(manifests, [info.name])
             except ManifestError as exc:
                 info.problems.append(str(exc))
+
+    def _note_deprecations(self) -> None:
+        """Record, per plugin, the deprecated hooks and arguments it implements.
+
+        pluggy warns once at registration (``warn_on_impl``, ``warn_on_impl_args``); the notes
+        keep that visible in ``crm plugins list`` and the checklist.
+        """
+        for caller_name in sorted(dir(self.pm.hook)):
+            caller = getattr(self.pm.hook, caller_name)
+            if not isinstance(caller, pluggy.HookCaller) or caller.spec is None:
+                continue
+            options = caller.spec.opts
+            for impl in caller.get_hookimpls():
+                info = self.plugins.get(impl.plugin_name)
+                if info is None or not info.loaded:
+                    continue
+                if options.get("warn_on_impl") is not None:
+                    info.deprecations.append(f"hook {caller_name}: {options['warn_on_impl']}")
+                for arg, warning in (options.get("warn_on_impl_args") or {}).items():
+                    if arg in impl.argnames:
+                        info.deprecations.append(f"hook {caller_name}, argument {arg!r}: {warning}")
 
     def _unload(self, info: PluginInfo, message: str, exc: BaseException | None = None) -> None:
         if self.pm.is_registered(info.module):
@@ -251,6 +277,10 @@ class PluginRegistry:
         impl = self._impl(plugin, hook)
         if impl is None:
             return None
+        return self._call(hook, impl, kwargs)
+
+    def _call(self, hook: str, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+        """Call one implementation with the arguments it asks for: every hook call goes here."""
         return impl.function(*[kwargs[arg] for arg in impl.argnames])
 
     def _active_impls(self, hook: str, active: Iterable[str]) -> Iterator[pluggy.HookImpl]:
@@ -271,7 +301,7 @@ class PluginRegistry:
         results = []
         for impl in self._active_impls(hook, active):
             try:
-                value = impl.function(*[kwargs[arg] for arg in impl.argnames])
+                value = self._call(hook, impl, kwargs)
             except Exception as exc:
                 raise PluginHookError(impl.plugin_name, hook, exc) from exc
             results.append(HookResult(impl.plugin_name, value=value))
@@ -286,7 +316,7 @@ class PluginRegistry:
         results = []
         for impl in self._active_impls(hook, active):
             try:
-                value = impl.function(*[kwargs[arg] for arg in impl.argnames])
+                value = self._call(hook, impl, kwargs)
             except Exception as exc:
                 log.exception("plugin %s: hook %s raised", impl.plugin_name, hook)
                 results.append(HookResult(impl.plugin_name, error=exc))

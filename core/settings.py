@@ -87,6 +87,16 @@ class Settings:
     backup_dir: str = "backups"
     backup_max_age_hours: int = 24
     public_api_docs: bool = True
+    #: Outbound webhooks may target private, loopback and shared addresses (on-premise installs).
+    webhooks_allow_private: bool = False
+    #: ``crm serve`` delivers webhooks in a background thread (else only ``crm webhooks deliver``).
+    webhooks_in_server: bool = True
+    #: Attempts per webhook delivery before it is ``failed`` (redeliverable by hand).
+    webhooks_max_attempts: int = 10
+    #: Seconds a webhook target has to answer.
+    webhooks_timeout_seconds: int = 10
+    #: Delivered webhook deliveries older than this many days are pruned (0: kept for ever).
+    webhooks_keep_days: int = 30
     config_file: str | None = None
     #: ``[module]`` tables of ``crm.toml`` and ``CRM_*`` variables the core does not know:
     #: module settings, validated by :func:`module_settings` against the modules' declarations.
@@ -189,6 +199,11 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "backup_dir": lambda name, value: str(value),
     "backup_max_age_hours": positive_int,
     "public_api_docs": boolean,
+    "webhooks_allow_private": boolean,
+    "webhooks_in_server": boolean,
+    "webhooks_max_attempts": lambda name, value: whole_number(name, value, 1, 50),
+    "webhooks_timeout_seconds": lambda name, value: whole_number(name, value, 1, 60),
+    "webhooks_keep_days": non_negative_int,
 }
 
 

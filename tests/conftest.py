@@ -45,6 +45,49 @@ def _light_password_hashing():
     auth._hasher = original
 
 
+#: Every hook some implementation of which ran in this test process (see ``_record_hook_calls``).
+EXERCISED_HOOKS: set[str] = set()
+#: The test that checks every documented hook ran; it runs last, and only in a full run.
+HOOK_COVERAGE_TEST = "test_every_documented_hook_is_exercised_by_the_suite"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _record_hook_calls():
+    """Record which hooks the suite calls, through the registry's single calling point."""
+    from core.plugins import PluginRegistry
+
+    original = PluginRegistry._call
+
+    def recording(self, hook, impl, kwargs):
+        EXERCISED_HOOKS.add(hook)
+        return original(self, hook, impl, kwargs)
+
+    PluginRegistry._call = recording
+    yield
+    PluginRegistry._call = original
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the hook coverage test last, and only when the whole suite runs.
+
+    A run of some files or some tests (``-k``, ``-m``, paths) cannot tell whether a hook is
+    tested, so the coverage test is deselected there, not skipped.
+    """
+    coverage = [item for item in items if item.name == HOOK_COVERAGE_TEST]
+    if not coverage:
+        return
+    tests_root = Path(__file__).resolve().parent
+    every_file = {p.resolve() for p in tests_root.rglob("test_*.py")}
+    collected = {Path(str(item.fspath)).resolve() for item in items}
+    filtered = bool(config.option.keyword or config.option.markexpr)
+    for item in coverage:
+        items.remove(item)
+    if filtered or not every_file <= collected:
+        config.hook.pytest_deselected(items=coverage)
+        return
+    items.extend(coverage)
+
+
 TEST_PLUGINS = {
     "sample": "crm_testplugins.sample",
     "sample_dep": "crm_testplugins.sample_dep",
@@ -61,6 +104,9 @@ TEST_PLUGINS = {
     "loyal": "crm_testplugins.loyal",
     "uiext": "crm_testplugins.uiext",
     "shadowed": "crm_testplugins.shadowed",
+    "hooked": "crm_testplugins.hooked",
+    "faulty": "crm_testplugins.faulty",
+    "watcher": "crm_testplugins.watcher",
 }
 
 

@@ -432,7 +432,8 @@ def remove_identity(
 ) -> Response:
     """Remove one of the customer's identities."""
     try:
-        service.remove_identity(session, _get(session, customer_id, principal, crm), identity_id)
+        customer = _get(session, customer_id, principal, crm)
+        service.remove_identity(session, customer, identity_id, crm=crm)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return Response(status_code=204)

@@ -4,7 +4,8 @@ A merge is one transaction: the survivor receives every identity and tag of the 
 customer, every row of any table that points to it (plugins' tables included, found from the
 database's foreign keys), and the values of fields it lacks. Fields where both differ keep the
 survivor's value unless the caller chooses the other's; every conflict is returned and kept in
-the audit log, with the full state of both customers.
+the audit log, with the full state of both customers. Webhooks get one ``customer.merged``
+event (not the merged customer's deletion nor the survivor's update).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.customers import service
+from core.customers import service, webhooks
 from core.customers.models import EDITABLE_FIELDS, Customer, CustomerIdentity, CustomerTag
 from core.normalize import normalise_identity
 
@@ -223,9 +224,9 @@ def merge(
     session.expire(survivor, ["identities", "tag_rows", "company_id"])
 
     merged_id = other.id
-    service.delete(session, crm, other)
+    service.delete(session, crm, other, publish=False)
     if changes:
-        service.update(session, crm, survivor, changes, survivor.version)
+        service.update(session, crm, survivor, changes, survivor.version, publish=False)
     else:
         survivor.updated_at = service.utcnow()
         session.flush()
@@ -238,4 +239,5 @@ def merge(
         after={"survivor": service.as_dict(survivor), "conflicts": conflicts, "moved": moved},
         detail=f"customer {merged_id} merged into {survivor.id}",
     )
+    webhooks.publish_merged(session, crm, service.as_dict(survivor), merged_id, conflicts)
     return MergeResult(survivor, merged_id, conflicts, moved)

@@ -542,8 +542,9 @@ class _Import:
                     summary.written = False
                     transaction.rollback()
                 else:
-                    self._audit(conn, source)
+                    self._record(crm, conn, source)
                     transaction.commit()
+                    _wake_webhooks(crm)
             except BaseException:
                 if transaction.is_active:
                     transaction.rollback()
@@ -554,11 +555,23 @@ class _Import:
                     conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default
         summary.rejected_file = self.rejected.close()
 
-    def _audit(self, conn: Connection, source: str) -> None:
+    def _record(self, crm: Crm, conn: Connection, source: str) -> None:
+        """Audit the import and publish its one ``customers.imported`` webhook event."""
         from sqlalchemy.orm import Session
+
+        from core.customers import webhooks
 
         summary = self.summary
         with Session(bind=conn) as session:
+            webhooks.publish_imported(
+                session,
+                crm,
+                source=source,
+                created=summary.created,
+                updated=summary.updated,
+                unchanged=summary.unchanged,
+                rejected=summary.rejected,
+            )
             audit.record(
                 session,
                 "import",
@@ -572,3 +585,11 @@ class _Import:
                     "rejected": summary.rejected,
                 },
             )
+
+
+def _wake_webhooks(crm: Crm) -> None:
+    """Let a background deliverer send the import's webhook event now: the import commits its
+    connection, not a session, so the session's after-commit wake-up does not happen."""
+    from core.webhooks import delivery
+
+    delivery.wake(crm)

@@ -15,7 +15,7 @@ from sqlalchemy import delete as sa_delete
 from sqlalchemy.orm import Session
 
 from core import audit, events
-from core.customers import fields
+from core.customers import fields, webhooks
 from core.customers.models import (
     COMPANY,
     EDITABLE_FIELDS,
@@ -215,7 +215,9 @@ def create(
     ]
     session.add(customer)
     session.flush()
-    events.emit(session, crm, "customer_created", customer=as_dict(customer))
+    data = as_dict(customer)
+    events.emit(session, crm, "customer_created", customer=data)
+    webhooks.publish_created(session, crm, data)
     return customer
 
 
@@ -226,11 +228,14 @@ def update(
     data: dict[str, Any],
     expected_version: int,
     tags: Iterable[str] | None = None,
+    *,
+    publish: bool = True,
 ) -> dict[str, tuple[Any, Any]]:
     """Apply ``data`` to ``customer`` if it is still at ``expected_version``.
 
     Returns what changed as ``{field: (before, after)}``; raises StaleVersion when another
-    change came first (also when it commits between our read and our write).
+    change came first (also when it commits between our read and our write). ``publish=False``
+    leaves out the ``customer.updated`` webhook event (a merge publishes its own).
     """
     if customer.version != expected_version:
         raise StaleVersion(customer)
@@ -260,14 +265,10 @@ def update(
         return changes
     customer.updated_at = utcnow()  # a real column change, so the version rises for tags too
     session.flush()
-    events.emit(
-        session,
-        crm,
-        "customer_updated",
-        customer=as_dict(customer),
-        changes=changes,
-        actor_id=audit.current_actor(session).user_id,
-    )
+    data, actor_id = as_dict(customer), audit.current_actor(session).user_id
+    events.emit(session, crm, "customer_updated", customer=data, changes=changes, actor_id=actor_id)
+    if publish:
+        webhooks.publish_updated(session, crm, data, changes, actor_id)
     return changes
 
 
@@ -284,9 +285,11 @@ def add_identity(
     )
     if existing is not None:
         return existing
+    before = _identities(customer)
     identity = CustomerIdentity(channel=channel, value=normalised)
     customer.identities.append(identity)
     session.flush()
+    _publish_identities(session, crm, customer, before)
     audit.record(
         session,
         "update",
@@ -297,13 +300,21 @@ def add_identity(
     return identity
 
 
-def remove_identity(session: Session, customer: Customer, identity_id: int) -> None:
-    """Take an identity away from ``customer``; ``LookupError`` if it has none with that id."""
+def remove_identity(
+    session: Session, customer: Customer, identity_id: int, crm: Crm | None = None
+) -> None:
+    """Take an identity away from ``customer``; ``LookupError`` if it has none with that id.
+
+    Given ``crm``, the change is published as the ``customer.updated`` webhook event.
+    """
     identity = next((i for i in customer.identities if i.id == identity_id), None)
     if identity is None:
         raise LookupError(f"customer {customer.id} has no identity {identity_id}")
+    before = _identities(customer)
     customer.identities.remove(identity)
     session.flush()
+    if crm is not None:
+        _publish_identities(session, crm, customer, before)
     audit.record(
         session,
         "update",
@@ -313,25 +324,38 @@ def remove_identity(session: Session, customer: Customer, identity_id: int) -> N
     )
 
 
+def _identities(customer: Customer) -> list[dict[str, str]]:
+    return [{"channel": i.channel, "value": i.value} for i in customer.identities]
+
+
+def _publish_identities(
+    session: Session, crm: Crm, customer: Customer, before: list[dict[str, str]]
+) -> None:
+    """Publish an identity added or removed as ``customer.updated`` (field ``identities``)."""
+    changes = {"identities": (before, _identities(customer))}
+    actor_id = audit.current_actor(session).user_id
+    webhooks.publish_updated(session, crm, as_dict(customer), changes, actor_id)
+
+
 def set_archived(session: Session, crm: Crm, customer: Customer, archived: bool) -> bool:
     """Archive or restore ``customer``; return whether anything changed."""
     if customer.archived == archived:
         return False
     customer.archived = archived
     session.flush()
-    events.emit(
-        session,
-        crm,
-        "customer_updated",
-        customer=as_dict(customer),
-        changes={"archived": (not archived, archived)},
-        actor_id=audit.current_actor(session).user_id,
-    )
+    data, actor_id = as_dict(customer), audit.current_actor(session).user_id
+    changes = {"archived": (not archived, archived)}
+    events.emit(session, crm, "customer_updated", customer=data, changes=changes, actor_id=actor_id)
+    webhooks.publish_updated(session, crm, data, changes, actor_id)
     return True
 
 
-def delete(session: Session, crm: Crm, customer: Customer) -> None:
-    """Delete ``customer`` with its identities and tags; the audit log keeps its full state."""
+def delete(session: Session, crm: Crm, customer: Customer, *, publish: bool = True) -> None:
+    """Delete ``customer`` with its identities and tags; the audit log keeps its full state.
+
+    ``publish=False`` leaves out the ``customer.deleted`` webhook event (a merge publishes
+    ``customer.merged`` instead: the customer lives on in the survivor).
+    """
     last = as_dict(customer)
     audit.record(session, "delete", "customer", customer.id, before=last)
     # A SQL delete (not the ORM's) so the full state above is the only audit row;
@@ -339,3 +363,5 @@ def delete(session: Session, crm: Crm, customer: Customer) -> None:
     session.execute(sa_delete(Customer).where(Customer.id == customer.id))
     session.expunge(customer)
     events.emit(session, crm, "customer_deleted", customer=last)
+    if publish:
+        webhooks.publish_deleted(session, crm, last)

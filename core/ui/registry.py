@@ -158,10 +158,23 @@ def _check(registry: UIRegistry, view: Any) -> None:
         raise ViewError(f"view {view.id}: no column {view.group_by!r} to group by")
 
 
+def _contributions(
+    registry: UIRegistry, runtime: Crm, hook: str, **kwargs: Any
+) -> list[tuple[str, Any]]:
+    """``(module, item)`` pairs of ``hook``; a module whose hook raised becomes a problem."""
+    items: list[tuple[str, Any]] = []
+    for result in runtime.collect(hook, **kwargs):
+        if result.error is not None:
+            registry.problems.append(f"{result.plugin}: {hook} failed: {result.error!r}")
+        elif result.value is not None:
+            items.extend((result.plugin, item) for item in result.value)
+    return items
+
+
 def build(crm: Crm) -> UIRegistry:
     """Collect and check the UI of the core and every enabled module."""
     registry = UIRegistry()
-    for module, item in crm.contributions("web_views", crm=crm):
+    for module, item in _contributions(registry, crm, "web_views", crm=crm):
         if isinstance(item, Resource):
             registry.resources[item.name] = item
             registry.owners[f"resource:{item.name}"] = module
@@ -180,15 +193,16 @@ def build(crm: Crm) -> UIRegistry:
             registry.problems.append(f"{registry.owners.get(view_id, '?')}: {exc}")
             del registry.views[view_id]
     registry.menus = sorted(
-        (m for _, m in crm.contributions("menu_items", crm=crm)), key=lambda m: m.order
+        (m for _, m in _contributions(registry, crm, "menu_items", crm=crm)),
+        key=lambda m: m.order,
     )
-    registry.slots = sorted(
-        (s for _, s in crm.contributions("customer_slots", crm=crm)), key=lambda s: s.order
-    )
-    registry.widgets = sorted(
-        (w for _, w in crm.contributions("dashboard_widgets", crm=crm)), key=lambda w: w.order
-    )
-    for module, url in crm.contributions("web_assets"):
+    slots = _contributions(registry, crm, "customer_slots", crm=crm)
+    widgets = _contributions(registry, crm, "dashboard_widgets", crm=crm)
+    registry.owners.update({f"slot:{slot.id}": module for module, slot in slots})
+    registry.owners.update({f"widget:{widget.id}": module for module, widget in widgets})
+    registry.slots = sorted((slot for _, slot in slots), key=lambda s: s.order)
+    registry.widgets = sorted((widget for _, widget in widgets), key=lambda w: w.order)
+    for module, url in _contributions(registry, crm, "web_assets"):
         if isinstance(url, str) and url.startswith(f"/static/{module}/"):
             registry.assets.append(url)
         else:

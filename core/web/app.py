@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from core import __version__, migrate
 from core.runtime import Crm
 from core.web.security import SecurityMiddleware
+from core.webhooks import server_lifespan
 
 log = logging.getLogger("crm.web")
 STATIC = Path(__file__).parent / "static"
@@ -37,6 +38,8 @@ def create_app(crm: Crm, check_schema: bool = True) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        # the background webhook deliverer runs while the server does (webhooks_in_server)
+        lifespan=server_lifespan(crm),
     )
     app.state.crm = crm
     app.state.plugin_errors = {}

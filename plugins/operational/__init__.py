@@ -153,6 +153,14 @@ def record_types(crm):
     return declared()
 
 
+@hookimpl(specname="webhook_events")
+def declared_webhook_events(crm):
+    """``order.placed``, ``ticket.opened``, ``ticket.resolved``, ``deal.won``, ``deal.lost``."""
+    from plugins.operational.webhooks import events
+
+    return events()
+
+
 @hookimpl
 def timeline_sources(crm):
     """Interactions, orders, tickets and won or lost deals on the unified timeline."""

@@ -27,7 +27,7 @@ from core.customers.models import Customer
 from core.db import utcnow
 from core.i18n import N_
 from core.money import minor_digits
-from plugins.operational import collaboration
+from plugins.operational import collaboration, webhooks
 from plugins.operational.models import ORDER_STATUSES, Order, OrderLine, Product
 
 if TYPE_CHECKING:
@@ -339,7 +339,8 @@ def create_order(
 
     Without ``owner_id`` the order belongs to the customer's owner, so it follows the
     customer's record rule. ``order_placed`` is emitted, and the order announced
-    (``record_event``, by ``actor_id``), after the transaction commits.
+    (``record_event``, by ``actor_id``), after the transaction commits; the ``order.placed``
+    webhook event is published in it.
     """
     customer = session.get(Customer, customer_id)
     if customer is None:
@@ -371,6 +372,7 @@ def create_order(
     )
     session.flush()
     events.emit(session, crm, "order_placed", order=placed_payload(order, checked))
+    webhooks.publish_order_placed(session, crm, order, checked)
     collaboration.announce(
         session, crm, collaboration.ORDER, order, "placed", N_("Order placed"), actor_id=actor_id
     )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core.db import utcnow
 from core.i18n import N_
-from plugins.operational import collaboration
+from plugins.operational import collaboration, webhooks
 from plugins.operational.models import LostReason, Opportunity, Stage
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def update(
     """Change fields and move stages; won and lost close it (lost needs a reason).
 
     Given ``crm``, a move into a won or lost stage is announced (``record_event``) once the
-    transaction commits.
+    transaction commits and published as the ``deal.won`` or ``deal.lost`` webhook event.
     """
     team_id = values.get("team_id", opportunity.team_id)
     stage_name = values.get("stage") or opportunity.stage
@@ -168,6 +168,8 @@ def update(
         collaboration.announce(
             session, crm, collaboration.OPPORTUNITY, opportunity, verb, label, actor_id=actor_id
         )
+        event = webhooks.DEAL_WON if stage.kind == "won" else webhooks.DEAL_LOST
+        webhooks.publish_deal(session, crm, event, opportunity, actor_id)
 
 
 def weighted_minor(opportunity: Opportunity) -> int:

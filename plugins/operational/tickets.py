@@ -30,7 +30,7 @@ from core.customers.models import Customer
 from core.db import UTCDateTime, utcnow
 from core.i18n import N_
 from core.models import Team, User
-from plugins.operational import collaboration, interactions, surveys
+from plugins.operational import collaboration, interactions, surveys, webhooks
 from plugins.operational.models import (
     TICKET_PRIORITIES,
     TICKET_STATUSES,
@@ -146,7 +146,8 @@ def create(
 ) -> Ticket:
     """Open a ticket for a customer; its SLA due times come from its priority's policy.
 
-    Given ``crm``, the new ticket is announced (``record_event``) once the transaction commits.
+    Given ``crm``, the new ticket is announced (``record_event``) once the transaction commits
+    and published as the ``ticket.opened`` webhook event.
     """
     now = now or utcnow()
     if session.get(Customer, customer_id) is None:
@@ -183,6 +184,7 @@ def create(
             N_("New ticket"),
             actor_id=actor_id,
         )
+        webhooks.publish_ticket(session, crm, webhooks.TICKET_OPENED, ticket, actor_id)
     return ticket
 
 
@@ -310,7 +312,8 @@ def resolve(
 
     The token is in the returned value only (its hash is stored): hand the link to the customer
     now. ``TicketError`` when the ticket's status cannot become ``resolved``. Given ``crm``, the
-    resolution is announced (``record_event``) once the transaction commits.
+    resolution is announced (``record_event``) once the transaction commits and published as
+    the ``ticket.resolved`` webhook event.
     """
     now = now or utcnow()
     _move(ticket, "resolved", now)
@@ -325,6 +328,7 @@ def resolve(
             N_("Ticket resolved"),
             actor_id=actor_id,
         )
+        webhooks.publish_ticket(session, crm, webhooks.TICKET_RESOLVED, ticket, actor_id)
     return surveys.for_ticket(session, ticket.id, ticket.customer_id, days=survey_days, now=now)
 
 

@@ -102,6 +102,14 @@ def customer_merged(crm, session, survivor, merged):
     merge_customer(session, survivor, merged)
 
 
+@hookimpl(specname="webhook_events")
+def declared_webhook_events(crm):
+    """``alert.raised`` and ``alert.converted``."""
+    from plugins.smart_sales.webhooks import events
+
+    return events()
+
+
 @hookimpl
 def api_routers(crm):
     """REST endpoints under ``/api/smart_sales/``."""

@@ -54,6 +54,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from core import i18n, records
 from core.db import utcnow
 from core.i18n import N_
+from plugins.smart_sales import webhooks
 from plugins.smart_sales.models import (
     ALERT_KINDS,
     CLOSED_STATES,
@@ -975,8 +976,8 @@ def _tiers(session: Session, customer_ids: list[int]) -> dict[int, str]:
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> list[Any]:
     """Insert ``rows``, skipping any whose ``open_key`` is taken (another generation raised it
-    meanwhile); returns ``(id, customer_id, product_id, owner_id, expected_value_minor, title)`` of
-    those inserted."""
+    meanwhile); returns ``(id, customer_id, product_id, owner_id, expected_value_minor, title)``
+    and the fields of the ``alert.raised`` webhook payload of those inserted."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -992,6 +993,7 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[Any]:
             table.c.owner_id,
             table.c.expected_value_minor,
             table.c.title,
+            *(table.c[name] for name in webhooks.RAISED_COLUMNS),
         )
     )
     connection = session.connection()
@@ -1020,7 +1022,8 @@ def generate(
     ``snooze_days`` are skipped, and a concurrent generation's alert wins over ours (the
     unique ``open_key``). Archived customers get none. Alerts past their expiry are closed
     first, so that a lapsed offer can be raised afresh. The five alerts of highest expected
-    value of each owner are announced (``record_event``) after the commit.
+    value of each owner are announced (``record_event``) after the commit; every alert raised
+    is published as the ``alert.raised`` webhook event.
     """
     from core.customers.models import Customer
     from plugins.smart_sales.config import settings
@@ -1110,6 +1113,8 @@ def generate(
     ]
     made = _insert(session, rows)
     _announce_raised(crm, session, made)
+    for row in made:
+        webhooks.publish_raised(session, crm, row)
     return len(made)
 
 
@@ -1299,7 +1304,8 @@ def credit_order(
     rest of the order's total (the total minus what the same order credited to offers, never
     below 0), so that the order's money is counted once. Crediting the same order twice credits
     once. Each conversion is a conditional UPDATE (see :func:`_convert`), so a concurrent
-    change of an alert never rolls back the order's credit. The owner is told after the commit.
+    change of an alert never rolls back the order's credit. The owner is told after the commit;
+    each conversion is published as the ``alert.converted`` webhook event.
     """
     from core import audit
     from plugins.analytical.sql import EXCLUDED_STATUSES
@@ -1345,9 +1351,10 @@ def credit_order(
                 "credited_minor": credit,
             },
         )
-    for row, _ in converted:
+    for row, credit in converted:
         if row.owner_id is not None:
             _announce(crm, session, row, "converted", CONVERTED_LABEL)
+        webhooks.publish_converted(session, crm, row, order, credit)
     return [row.id for row, _ in converted]
 
 

@@ -63,3 +63,9 @@ def test_dict_manifest_with_unknown_or_missing_fields():
 def test_core_version_support():
     assert m("a", core=">=0.1,<1").supports_core("0.1.0")
     assert not m("a", core=">=99").supports_core("0.1.0")
+
+
+def test_a_name_must_leave_room_for_its_revision_ids():
+    m("a" * 27).validate()
+    with pytest.raises(ManifestError, match="name must be 2-27 lower-case letters"):
+        m("a" * 28).validate()

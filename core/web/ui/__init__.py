@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import i18n
 from core.ui import registry as ui_registry
-from core.web.ui import account, admin, home, pages
+from core.web.ui import account, admin, admin_webhooks, home, pages
 from core.web.ui.context import LoginRequired, UIContext, anonymous_language, login_redirect, page
 from core.web.ui.templating import Translator, build_environment
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crm.ui")
 #: Every router of the UI, in the order they are mounted (tests walk their routes).
-ROUTERS = (account.router, home.router, admin.router, pages.router)
+ROUTERS = (account.router, home.router, admin.router, admin_webhooks.router, pages.router)
 
 
 @dataclass

@@ -46,6 +46,7 @@ def _flash(request: Request) -> dict[str, str | None]:
 def modules_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Every module with its state and dependencies."""
     from core import modules
+    from core.plugin_report import plugin_report
 
     principal.require("module:read")
     crm = request.app.state.crm
@@ -53,6 +54,7 @@ def modules_page(request: Request, principal: Principal = Depends(ui_principal))
         UIContext(request, principal),
         "admin/modules.html",
         modules=modules.list_modules(crm),
+        plugins=plugin_report(crm),
         can_manage=principal.can("module:manage"),
         **_flash(request),
     )

@@ -41,8 +41,9 @@ def widget(
         try:
             value = found.compute(ctx)
         except Exception:
-            log.exception("widget %s failed", widget_id)
-            return page(ctx, "box_error.html", title=found.title)
+            module = ctx.ui.registry.owners.get(f"widget:{widget_id}", "?")
+            log.exception("module %s: widget %s failed", module, widget_id)
+            return page(ctx, "box_error.html", title=found.title, module=module)
     return page(ctx, "widget.html", widget=found, value=value)
 
 
@@ -69,6 +70,7 @@ def slot(
         try:
             body = found.render(ctx, record_id)
         except Exception:
-            log.exception("slot %s failed for %s", slot_id, record_id)
-            return page(ctx, "box_error.html", title=found.title)
+            module = ctx.ui.registry.owners.get(f"slot:{slot_id}", "?")
+            log.exception("module %s: slot %s failed for %s", module, slot_id, record_id)
+            return page(ctx, "box_error.html", title=found.title, module=module)
     return page(ctx, "slot.html", slot=found, body=body)
