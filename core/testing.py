@@ -11,6 +11,7 @@ pytest at import time; the product's modules are imported inside the fixtures.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -120,7 +121,9 @@ def _token_issuer(crm: Crm, user_id: int) -> Callable[[], str]:
 
 
 @functools.cache
-def _light_hasher() -> Any:
+def light_hasher() -> Any:
+    """Argon2 with its lightest parameters, for test processes only: the product's code paths
+    stay the same, hashing hundreds of test passwords stops dominating a suite's time."""
     from pwdlib import PasswordHash
     from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -179,6 +182,14 @@ def crm_database_url(
             " admin URL such as postgresql://postgres:secret@127.0.0.1:5432/postgres",
             pytrace=False,
         )
+    with postgres_database(admin_url) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server at ``admin_url`` (its SQLAlchemy URL),
+    dropped when the block ends; a bad URL or a server refusing fails the test saying so."""
     import psycopg
 
     admin, name, url = _postgres_database(admin_url)
@@ -286,7 +297,7 @@ def crm_instance(
             monkeypatch.delenv(key, raising=False)
         else:
             monkeypatch.setenv(key, value)
-    monkeypatch.setattr(auth, "_hasher", _light_hasher)
+    monkeypatch.setattr(auth, "_hasher", light_hasher)
 
     try:
         crm = Crm(load_settings())

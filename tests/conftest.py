@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,14 +32,11 @@ def _light_password_hashing():
     the suite's time. The algorithm and code paths stay the same; servers and commands that
     tests start as separate processes keep the real parameters.
     """
-    from pwdlib import PasswordHash
-    from pwdlib.hashers.argon2 import Argon2Hasher
-
     from core import auth
+    from core.testing import light_hasher
 
-    light = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
     original = auth._hasher
-    auth._hasher = lambda: light
+    auth._hasher = light_hasher
     yield
     auth._hasher = original
 
@@ -135,26 +131,28 @@ def _postgres_admin_url() -> str | None:
     return os.environ.get("CRM_TEST_POSTGRES_URL")
 
 
+def postgres_url_or_skip(url: str | None, required: bool | None = None) -> str:
+    """``url`` (a PostgreSQL admin URL); without one, skip the test locally, fail it where a
+    server must be there (``required``, by default ``CRM_REQUIRE_POSTGRES=1``, set by CI)."""
+    if url:
+        return url
+    if required is None:
+        required = os.environ.get("CRM_REQUIRE_POSTGRES") == "1"
+    if required:
+        pytest.fail("CRM_REQUIRE_POSTGRES=1 but CRM_TEST_POSTGRES_URL is not set")
+    pytest.skip("PostgreSQL not configured locally (set CRM_TEST_POSTGRES_URL)")
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL: an SQLite file, or a new PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'crm.db'}"
         return
-    admin = _postgres_admin_url()
-    if not admin:
-        if os.environ.get("CRM_REQUIRE_POSTGRES") == "1":
-            pytest.fail("CRM_REQUIRE_POSTGRES=1 but CRM_TEST_POSTGRES_URL is not set")
-        pytest.skip("PostgreSQL not configured locally (set CRM_TEST_POSTGRES_URL)")
-    import psycopg
+    from core.testing import postgres_database
 
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin.rsplit("/", 1)[0]
-    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database(postgres_url_or_skip(_postgres_admin_url())) as url:
+        yield url
 
 
 @pytest.fixture

@@ -433,7 +433,7 @@ def remove_identity(
     """Remove one of the customer's identities."""
     try:
         customer = _get(session, customer_id, principal, crm)
-        service.remove_identity(session, customer, identity_id, crm=crm)
+        service.remove_identity(session, crm, customer, identity_id)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return Response(status_code=204)

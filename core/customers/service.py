@@ -300,12 +300,10 @@ def add_identity(
     return identity
 
 
-def remove_identity(
-    session: Session, customer: Customer, identity_id: int, crm: Crm | None = None
-) -> None:
+def remove_identity(session: Session, crm: Crm, customer: Customer, identity_id: int) -> None:
     """Take an identity away from ``customer``; ``LookupError`` if it has none with that id.
 
-    Given ``crm``, the change is published as the ``customer.updated`` webhook event.
+    The change is published as the ``customer.updated`` webhook event.
     """
     identity = next((i for i in customer.identities if i.id == identity_id), None)
     if identity is None:
@@ -313,8 +311,7 @@ def remove_identity(
     before = _identities(customer)
     customer.identities.remove(identity)
     session.flush()
-    if crm is not None:
-        _publish_identities(session, crm, customer, before)
+    _publish_identities(session, crm, customer, before)
     audit.record(
         session,
         "update",

@@ -119,7 +119,7 @@ def update(ctx: Any, customer: Customer, values: dict[str, Any], version: int | 
             if current is not None and current.value == wanted:
                 continue
             if current is not None:
-                service.remove_identity(session, customer, current.id, crm=crm)
+                service.remove_identity(session, crm, customer, current.id)
             if wanted:
                 service.add_identity(session, crm, customer, channel, value)
     except service.StaleVersion:

@@ -7,11 +7,11 @@ The catalogue with examples is docs/webhook-events.md.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from core.i18n import N_
+from core.webhooks import publish
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -53,26 +53,9 @@ def events() -> list[WebhookEvent]:
     ]
 
 
-def plain(value: Any) -> Any:
-    """``value`` with dates and times as ISO 8601 strings, tuples as lists (JSON-safe)."""
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
-def _publish(session: Session, crm: Crm, event: str, data: dict[str, Any]) -> None:
-    from core.webhooks import publish
-
-    publish(session, crm, event, data)
-
-
 def publish_created(session: Session, crm: Crm, customer: Mapping[str, Any]) -> None:
     """``customer.created`` with ``customer`` (as :func:`core.customers.service.as_dict`)."""
-    _publish(session, crm, CREATED, {"customer": plain(customer)})
+    publish(session, crm, CREATED, {"customer": customer})
 
 
 def publish_updated(
@@ -83,14 +66,14 @@ def publish_updated(
     actor_id: int | None,
 ) -> None:
     """``customer.updated``: the customer now and ``changes`` as ``{field: {before, after}}``."""
-    _publish(
+    publish(
         session,
         crm,
         UPDATED,
         {
-            "customer": plain(customer),
+            "customer": customer,
             "changes": {
-                name: {"before": plain(before), "after": plain(after)}
+                name: {"before": before, "after": after}
                 for name, (before, after) in changes.items()
             },
             "actor_id": actor_id,
@@ -100,7 +83,7 @@ def publish_updated(
 
 def publish_deleted(session: Session, crm: Crm, customer: Mapping[str, Any]) -> None:
     """``customer.deleted`` with the customer's last state."""
-    _publish(session, crm, DELETED, {"customer": plain(customer)})
+    publish(session, crm, DELETED, {"customer": customer})
 
 
 def publish_merged(
@@ -111,15 +94,15 @@ def publish_merged(
     conflicts: Mapping[str, Any],
 ) -> None:
     """``customer.merged``: ``merged_id`` went into ``survivor`` (its state after the merge)."""
-    _publish(
+    publish(
         session,
         crm,
         MERGED,
         {
             "survivor_id": survivor["id"],
             "merged_id": merged_id,
-            "survivor": plain(survivor),
-            "conflicts": plain(conflicts),
+            "survivor": survivor,
+            "conflicts": conflicts,
         },
     )
 
@@ -135,7 +118,7 @@ def publish_imported(
     rejected: int,
 ) -> None:
     """``customers.imported``: one summary of a whole import, never one event per row."""
-    _publish(
+    publish(
         session,
         crm,
         IMPORTED,

@@ -97,9 +97,9 @@ def publish(session: Session, crm: Crm, event: str, data: Mapping[str, Any]) -> 
     """Queue ``event`` with ``data`` for every active endpoint subscribed to it.
 
     Runs in the caller's transaction: the deliveries exist if and only if it commits. ``data``
-    must be JSON-serialisable (money as integer minor units plus a currency code, datetimes as
-    ISO 8601 strings). Raises ``ValueError`` for an event no active module declares or for
-    data that cannot be sent, whether or not an endpoint listens.
+    must be JSON-serialisable (money as integer minor units plus a currency code); dates and
+    datetimes are sent as ISO 8601 strings. Raises ``ValueError`` for an event no active module
+    declares or for data that cannot be sent, whether or not an endpoint listens.
     """
     from core.webhooks.outbox import queue
 

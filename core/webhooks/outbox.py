@@ -43,12 +43,21 @@ def body(event_id: str, event_name: str, created_at: dt.datetime, data: Mapping[
         "data": dict(data),
     }
     try:
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return json.dumps(
+            payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_moment
+        )
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"webhook event {event_name!r}: data is not JSON-serialisable ({exc}); send money"
-            " as integer minor units with a currency code and datetimes as ISO 8601 strings"
+            " as integer minor units with a currency code"
         ) from None
+
+
+def _moment(value: Any) -> str:
+    """Dates and times in a payload, as ISO 8601; anything else JSON cannot carry is refused."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def forget_endpoints(session: Session) -> None:

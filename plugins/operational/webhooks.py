@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.i18n import N_
+from core.webhooks import publish
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -24,14 +25,6 @@ TICKET_OPENED = "ticket.opened"
 TICKET_RESOLVED = "ticket.resolved"
 DEAL_WON = "deal.won"
 DEAL_LOST = "deal.lost"
-LINE_FIELDS = (
-    "product_id",
-    "sku",
-    "quantity",
-    "unit_price_minor",
-    "discount_minor",
-    "amount_minor",
-)
 
 
 def events() -> list[WebhookEvent]:
@@ -53,39 +46,20 @@ def events() -> list[WebhookEvent]:
     ]
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _publish(session: Session, crm: Crm, event: str, data: dict[str, Any]) -> None:
-    from core.webhooks import publish
-
-    publish(session, crm, event, data)
-
-
 def order_payload(order: Order, lines: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``order.placed``'s data: the order and its lines as ``create_order`` checked them."""
-    return {
-        "order": {
-            "id": order.id,
-            "ref": order.ref,
-            "customer_id": order.customer_id,
-            "owner_id": order.owner_id,
-            "placed_at": _iso(order.placed_at),
-            "status": order.status,
-            "channel": order.channel,
-            "currency": order.currency,
-            "total_minor": order.total_minor,
-            "lines": [{key: line[key] for key in LINE_FIELDS} for line in lines],
-        }
-    }
+    """``order.placed``'s data: what the ``order_placed`` hook receives, plus the owner, with
+    the time as ISO 8601."""
+    from plugins.operational.orders import placed_payload
+
+    placed = placed_payload(order, lines)
+    return {"order": {**placed, "placed_at": placed["placed_at"], "owner_id": order.owner_id}}
 
 
 def publish_order_placed(
     session: Session, crm: Crm, order: Order, lines: Sequence[dict[str, Any]]
 ) -> None:
     """Publish ``order.placed`` for ``order``."""
-    _publish(session, crm, ORDER_PLACED, order_payload(order, lines))
+    publish(session, crm, ORDER_PLACED, order_payload(order, lines))
 
 
 def ticket_payload(ticket: Ticket, actor_id: int | None) -> dict[str, Any]:
@@ -99,11 +73,11 @@ def ticket_payload(ticket: Ticket, actor_id: int | None) -> dict[str, Any]:
             "status": ticket.status,
             "assignee_id": ticket.assignee_id,
             "team_id": ticket.team_id,
-            "created_at": _iso(ticket.created_at),
-            "first_response_due": _iso(ticket.first_response_due),
-            "resolution_due": _iso(ticket.resolution_due),
-            "first_responded_at": _iso(ticket.first_responded_at),
-            "resolved_at": _iso(ticket.resolved_at),
+            "created_at": ticket.created_at,
+            "first_response_due": ticket.first_response_due,
+            "resolution_due": ticket.resolution_due,
+            "first_responded_at": ticket.first_responded_at,
+            "resolved_at": ticket.resolved_at,
         },
         "actor_id": actor_id,
     }
@@ -113,7 +87,7 @@ def publish_ticket(
     session: Session, crm: Crm, event: str, ticket: Ticket, actor_id: int | None
 ) -> None:
     """Publish ``ticket.opened`` or ``ticket.resolved`` (``event``) for ``ticket``."""
-    _publish(session, crm, event, ticket_payload(ticket, actor_id))
+    publish(session, crm, event, ticket_payload(ticket, actor_id))
 
 
 def deal_payload(session: Session, deal: Opportunity, actor_id: int | None) -> dict[str, Any]:
@@ -132,8 +106,8 @@ def deal_payload(session: Session, deal: Opportunity, actor_id: int | None) -> d
             "probability": deal.probability,
             "owner_id": deal.owner_id,
             "team_id": deal.team_id,
-            "expected_close": _iso(deal.expected_close),
-            "closed_at": _iso(deal.closed_at),
+            "expected_close": deal.expected_close,
+            "closed_at": deal.closed_at,
             "lost_reason_id": deal.lost_reason_id,
             "lost_reason": reason.label if reason is not None else None,
         },
@@ -145,4 +119,4 @@ def publish_deal(
     session: Session, crm: Crm, event: str, deal: Opportunity, actor_id: int | None
 ) -> None:
     """Publish ``deal.won`` or ``deal.lost`` (``event``) for ``deal``."""
-    _publish(session, crm, event, deal_payload(session, deal, actor_id))
+    publish(session, crm, event, deal_payload(session, deal, actor_id))

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from core.i18n import N_
+from core.webhooks import publish
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -53,16 +54,6 @@ def events() -> list[WebhookEvent]:
     ]
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _publish(session: Session, crm: Crm, event: str, data: dict[str, Any]) -> None:
-    from core.webhooks import publish
-
-    publish(session, crm, event, data)
-
-
 def raised_payload(row: Any) -> dict[str, Any]:
     """``alert.raised``'s data from a row the alerts' insert returned."""
     return {
@@ -80,15 +71,15 @@ def raised_payload(row: Any) -> dict[str, Any]:
             "expected_value_minor": row.expected_value_minor,
             "value_tier": row.value_tier,
             "source": row.source,
-            "raised_at": _iso(row.raised_at),
-            "expires_at": _iso(row.expires_at),
+            "raised_at": row.raised_at,
+            "expires_at": row.expires_at,
         }
     }
 
 
 def publish_raised(session: Session, crm: Crm, row: Any) -> None:
     """Publish ``alert.raised`` for one inserted alert."""
-    _publish(session, crm, ALERT_RAISED, raised_payload(row))
+    publish(session, crm, ALERT_RAISED, raised_payload(row))
 
 
 def converted_payload(row: Any, order: Mapping[str, Any], credit: int) -> dict[str, Any]:
@@ -113,4 +104,4 @@ def publish_converted(
     session: Session, crm: Crm, row: Any, order: Mapping[str, Any], credit: int
 ) -> None:
     """Publish ``alert.converted`` for an alert ``order`` converted with ``credit``."""
-    _publish(session, crm, ALERT_CONVERTED, converted_payload(row, order, credit))
+    publish(session, crm, ALERT_CONVERTED, converted_payload(row, order, credit))

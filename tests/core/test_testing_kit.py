@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import postgres_url_or_skip
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +47,7 @@ REQUIRE_POSTGRES = os.environ.get("CRM_REQUIRE_POSTGRES") == "1"
 
 
 def _postgres_url() -> str:
-    url = POSTGRES_URL
-    if not url:
-        if REQUIRE_POSTGRES:
-            pytest.fail("CRM_REQUIRE_POSTGRES=1 but CRM_TEST_POSTGRES_URL is not set")
-        pytest.skip("PostgreSQL not configured locally (set CRM_TEST_POSTGRES_URL)")
-    return url
+    return postgres_url_or_skip(POSTGRES_URL, REQUIRE_POSTGRES)
 
 
 @pytest.fixture(scope="module")

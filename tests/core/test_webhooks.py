@@ -751,3 +751,16 @@ def test_a_receiver_answering_byte_by_byte_is_cut_off_at_the_timeout(hooked_crm)
     assert report.retrying == 1
     [row] = _rows(crm)
     assert (row.status, row.error) == ("pending", "no complete answer within 1 s")
+
+
+def test_dates_and_times_are_sent_as_iso_8601(crm_hooked, receiver):
+    _endpoint(crm_hooked, receiver.url)
+    moment = dt.datetime(2026, 11, 23, 8, 30, tzinfo=dt.UTC)
+    with crm_hooked.db.write() as session:
+        publish(session, crm_hooked, EVENT, {"at": moment, "day": moment.date(), "seen": (1, 2)})
+    [row] = _rows(crm_hooked)
+    assert json.loads(row.body)["data"] == {
+        "at": "2026-11-23T08:30:00+00:00",
+        "day": "2026-11-23",
+        "seen": [1, 2],
+    }
