@@ -50,3 +50,12 @@ messages: install
 			--init-missing --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date \
 			|| exit 1; \
 	done
+
+# The long runs of the security and reliability suites (docs/RELIABILITY.md): more fuzzing
+# examples, a bigger XSS corpus, longer concurrency runs, and the load test at 10–100 users on
+# SQLite (add LOAD_ARGS='--database-url postgresql+psycopg://…' for PostgreSQL). The quick
+# profile of the same tests runs in `make test`.
+.PHONY: reliability
+reliability: install
+	CRM_RELIABILITY_PROFILE=long $(BIN)/pytest tests/security tests/reliability
+	$(BIN)/python bench/load.py --profile long $(LOAD_ARGS)

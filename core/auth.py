@@ -3,7 +3,8 @@
 Passwords are hashed with Argon2 through pwdlib and rehashed on sign-in when the parameters
 rise. API tokens are random, shown once, and stored as a SHA-256 hash with a short prefix to
 recognise them by. Failed sign-ins are counted in the audit log, so throttling holds across
-processes and servers.
+processes and servers: per account (guessing one person's password) and per address (one
+password tried on many accounts).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import os
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +28,20 @@ from core.models import ApiToken, AuditLog, User
 
 TOKEN_PREFIX = "crm_"
 MAX_FAILED_LOGINS = 5
+#: Failed sign-ins from one address, whatever the accounts, before the address is throttled;
+#: higher than per account, as the people of an office share one address.
+MAX_FAILED_LOGINS_PER_IP = 20
 FAILED_LOGIN_WINDOW = dt.timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
 
 
+#: Argon2 computations at once in a process: each takes 64 MiB and the cores it is given, so a
+#: burst of sign-ins, each checked on its own worker thread, would only pile up in memory.
+_ARGON2_AT_ONCE = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+
 class ThrottledError(AuthError):
-    """Too many failed sign-ins for this account recently."""
+    """Too many failed sign-ins for this account, or from this address, recently."""
 
 
 @functools.cache
@@ -42,7 +53,8 @@ def _hasher():
 
 def hash_password(password: str) -> str:
     """An Argon2 hash of ``password``."""
-    return _hasher().hash(password)
+    with _ARGON2_AT_ONCE:
+        return _hasher().hash(password)
 
 
 def check_password_strength(password: str) -> None:
@@ -55,7 +67,8 @@ def check_password_strength(password: str) -> None:
 
 def verify_password(user: User, password: str) -> bool:
     """Whether ``password`` is ``user``'s current password."""
-    return _hasher().verify(password, user.password_hash)
+    with _ARGON2_AT_ONCE:
+        return _hasher().verify(password, user.password_hash)
 
 
 def generate_password() -> str:
@@ -63,41 +76,95 @@ def generate_password() -> str:
     return secrets.token_urlsafe(15)
 
 
-def authenticate(session: Session, email: str, password: str, ip: str | None = None) -> User:
-    """The active user with this e-mail and password, else ``AuthError``.
+@dataclass(frozen=True)
+class SignInCheck:
+    """What checking a sign-in found, before anything is written (see :func:`check_sign_in`)."""
 
-    Every attempt is audited; after ``MAX_FAILED_LOGINS`` failures within
-    ``FAILED_LOGIN_WINDOW`` further attempts raise ``ThrottledError`` without checking.
-    """
-    email = email.strip().lower()
+    email: str
+    #: The user whose password matched (``None``: no user's did).
+    user_id: int | None
+    #: When that password was set: a change since the check voids the check.
+    password_set_at: dt.datetime | None
+    #: The password hashed again with today's parameters, when they rose.
+    new_hash: str | None
+    #: Why the attempt is refused unchecked, when it is.
+    throttled: str | None
+
+
+def _throttled(db: Session, email: str, ip: str | None) -> str | None:
     since = utcnow() - FAILED_LOGIN_WINDOW
-    failures = session.scalar(
+    failed = (
         select(func.count())
         .select_from(AuditLog)
-        .where(AuditLog.action == "login_failed", AuditLog.actor == email, AuditLog.at >= since)
+        .where(AuditLog.action == "login_failed", AuditLog.at >= since)
     )
-    if failures >= MAX_FAILED_LOGINS:
-        raise ThrottledError("too many failed sign-ins; try again in a few minutes")
-    user = session.scalar(select(User).where(User.email == email))
-    valid, new_hash = False, None
-    if user is not None:
+    if db.scalar(failed.where(AuditLog.actor == email)) >= MAX_FAILED_LOGINS:
+        return "too many failed sign-ins; try again in a few minutes"
+    if ip and db.scalar(failed.where(AuditLog.ip == ip)) >= MAX_FAILED_LOGINS_PER_IP:
+        return "too many failed sign-ins from your address; try again later"
+    return None
+
+
+def check_sign_in(db: Session, email: str, password: str, ip: str | None = None) -> SignInCheck:
+    """Throttling and the password check of a sign-in, with reads only.
+
+    Run it before the write transaction that records the attempt (:func:`record_sign_in`):
+    Argon2 takes a tenth of a second on purpose, and on SQLite a write transaction holds the
+    database's one write lock, so sign-ins checked inside it queued behind each other, and every
+    other write behind them, until waits passed the busy timeout ("database is locked").
+    """
+    email = email.strip().lower()
+    throttled = _throttled(db, email, ip)
+    if throttled:
+        return SignInCheck(email, None, None, None, throttled)
+    user = db.scalar(select(User).where(User.email == email))
+    if user is None:
+        hash_password(password)  # spend the same time whether or not the user exists
+        return SignInCheck(email, None, None, None, None)
+    with _ARGON2_AT_ONCE:
         valid, new_hash = _hasher().verify_and_update(password, user.password_hash)
-    else:
-        _hasher().hash(password)  # spend the same time whether or not the user exists
-    if not valid or user is None or not user.is_active:
+    if not valid:
+        return SignInCheck(email, None, None, None, None)
+    return SignInCheck(email, user.id, user.password_changed_at, new_hash, None)
+
+
+def record_sign_in(session: Session, check: SignInCheck, ip: str | None = None) -> User:
+    """Audit the attempt :func:`check_sign_in` checked; the active user it signs in, else
+    ``AuthError``.
+
+    The throttle is counted again in this transaction, so that attempts checked at the same
+    time cannot pass the limit together; a password changed since the check does not count.
+    """
+    throttled = check.throttled or _throttled(session, check.email, ip)
+    if throttled:
+        raise ThrottledError(throttled)
+    user = session.get(User, check.user_id) if check.user_id is not None else None
+    if user is None or not user.is_active or user.password_changed_at != check.password_set_at:
         audit.record(
             session,
             "login_failed",
             "user",
             None,
             detail="wrong e-mail or password",
-            actor=audit.Actor(label=email, ip=ip),
+            actor=audit.Actor(label=check.email, ip=ip),
         )
         raise AuthError("wrong e-mail or password")
-    if new_hash:
-        user.password_hash = new_hash
-    audit.record(session, "login", "user", user.id, actor=audit.Actor(email, user.id, ip))
+    if check.new_hash:
+        user.password_hash = check.new_hash
+    audit.record(session, "login", "user", user.id, actor=audit.Actor(check.email, user.id, ip))
     return user
+
+
+def authenticate(session: Session, email: str, password: str, ip: str | None = None) -> User:
+    """The active user with this e-mail and password, else ``AuthError``.
+
+    Every attempt is audited; after ``MAX_FAILED_LOGINS`` failures for the account, or
+    ``MAX_FAILED_LOGINS_PER_IP`` from the address ``ip``, within ``FAILED_LOGIN_WINDOW``, further
+    attempts raise ``ThrottledError`` without checking the password. Both steps run in
+    ``session``; a server checks first in a read session (:func:`check_sign_in`), then records
+    in a write transaction (:func:`record_sign_in`).
+    """
+    return record_sign_in(session, check_sign_in(session, email, password, ip), ip)
 
 
 @dataclass(frozen=True)
@@ -247,6 +314,20 @@ def signed_in_user(db: Session | Connection, user_id: int) -> SignedIn | None:
     if not rows or not rows[0][_ACTIVE]:
         return None
     return _signed_in(rows)
+
+
+def revoke_secret(session: Session, secret: str) -> bool:
+    """Revoke the token whose secret is ``secret`` (its holder signs out); whether one was."""
+    token = session.scalar(
+        select(ApiToken).where(
+            ApiToken.token_hash == _digest(secret), ApiToken.revoked_at.is_(None)
+        )
+    )
+    if token is None:
+        return False
+    token.revoked_at = utcnow()
+    audit.record(session, "revoke", "api_token", token.id, after={"name": token.name})
+    return True
 
 
 def revoke_tokens(session: Session, user: User, name: str | None = None) -> int:

@@ -155,6 +155,18 @@ def _failed_webhooks(crm: Crm) -> str | None:
     return f"{failed} webhook deliveries gave up and were not redelivered" if failed else None
 
 
+def _undeclared_routes(crm: Crm) -> str | None:
+    from core.web.access import undeclared
+    from core.web.app import create_app
+
+    missing = undeclared(create_app(crm, check_schema=False))
+    if not missing:
+        return None
+    shown = ", ".join(f"{e.method} {e.path}" for e in missing[:10])
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    return f"{len(missing)} routes declare no access rule: {shown}{more}"
+
+
 def _non_admin_user(crm: Crm) -> str | None:
     from sqlalchemy import select
 
@@ -287,6 +299,15 @@ def checklist_items(crm):
             "No webhook delivery has given up",
             "see Admin > Webhooks, fix the receiver, then redeliver",
             _failed_webhooks,
+        ),
+        CheckItem(
+            "core.W017",
+            "warning",
+            "technical",
+            "Every route of the enabled modules declares who may call it",
+            "ask the module's authors for a release whose routes declare their access"
+            " (`openapi_extra=access(...)`, docs/plugins.md)",
+            _undeclared_routes,
         ),
     ]
 

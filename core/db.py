@@ -3,23 +3,52 @@
 SQLite is opened with WAL, foreign keys on and a busy timeout; transactions of a *write*
 session begin with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing with
 "database is locked" half-way. Reads begin deferred. DDL is transactional on both databases.
+
+Transactions run at PostgreSQL's default, READ COMMITTED: lost updates are prevented by
+version columns (``version_id_col``) and conditional updates, duplicates by unique keys. A unit
+of work that needs more asks for it (``write(isolation="SERIALIZABLE")``). PostgreSQL may abort
+a transaction that did nothing wrong: the victim of a deadlock, or a
+``SERIALIZABLE``/``REPEATABLE READ`` transaction that lost a race ("could not serialize").
+Re-running the whole transaction is the cure: :meth:`Database.run_write` does so for a unit of
+work, the web app (:mod:`core.web.transactions`) for a whole request, a bounded number of times
+with jittered backoff; then :class:`Contended` says so plainly. What leaves the process happens
+after commit only (hooks through :mod:`core.events`, e-mails and webhooks from outbox rows
+written in the transaction), so a re-run duplicates nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from core.errors import CrmError
+
+T = TypeVar("T")
+log = logging.getLogger("crm.db")
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "crm_write"
+#: How many times a unit of work (or a web request) is tried before :class:`Contended`.
+WRITE_ATTEMPTS = 5
+#: Backoff before attempt n+1: a random delay up to ``min(cap, base * 2**n)`` seconds.
+RETRY_BASE_SECONDS = 0.02
+RETRY_CAP_SECONDS = 0.5
+#: SQLSTATEs after which running the transaction again is PostgreSQL's documented cure.
+RETRYABLE_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock detected"}
+#: Retries (by reason) and give-ups (``gave up``) in this process: the retry metric.
+RETRIES: Counter[str] = Counter()
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -103,6 +132,82 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             connection.exec_driver_sql("BEGIN")
+
+
+class Contended(CrmError):
+    """A write transaction kept being aborted by concurrent ones; nothing of it was committed.
+
+    The caller may try again later (the web app answers 503 with ``Retry-After``).
+    """
+
+
+def retryable_cause(exc: BaseException) -> str | None:
+    """Why re-running the transaction that raised ``exc`` may succeed (a deadlock, a
+    serialization failure), looking through SQLAlchemy's wrapper and exception chains;
+    ``None`` when it would fail again."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for candidate in (current, getattr(current, "orig", None)):
+            reason = RETRYABLE_SQLSTATES.get(getattr(candidate, "sqlstate", None) or "")
+            if reason is not None:
+                return reason
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def unique_violation(exc: BaseException) -> tuple[str, ...] | None:
+    """The columns (``table.column``) of the unique key whose violation raised ``exc`` (or an
+    exception it was raised from), as far as the database says; ``None`` for other errors."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for candidate in (current, getattr(current, "orig", None)):
+            if getattr(candidate, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+                diag = candidate.diag  # type: ignore[union-attr]
+                return _constraint_columns(diag.table_name, diag.constraint_name)
+            message = str(candidate) if candidate is not None else ""
+            if type(candidate).__name__ == "IntegrityError" and message.startswith(
+                "UNIQUE constraint failed: "
+            ):  # SQLite names the columns itself
+                return tuple(message.removeprefix("UNIQUE constraint failed: ").split(", "))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _constraint_columns(table_name: str | None, name: str | None) -> tuple[str, ...]:
+    table = Base.metadata.tables.get(table_name or "")
+    if table is not None:
+        keys = [*table.constraints, *table.indexes]
+        for key in keys:
+            if key.name == name:
+                return tuple(f"{table.name}.{column.name}" for column in key.columns)
+    return (f"{table_name}.{name}",)
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1-based): exponential, fully jittered,
+    so that the transactions that collided do not collide again in step."""
+    return random.uniform(0, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt))
+
+
+def note_retry(reason: str, attempt: int, attempts: int, what: str) -> None:
+    """Count and log one retry of ``what`` (a unit of work, a request)."""
+    RETRIES[reason] += 1
+    log.warning("%s: %s, running it again (attempt %d of %d)", what, reason, attempt + 1, attempts)
+
+
+def note_give_up(reason: str, attempts: int, what: str) -> str:
+    """Count and log giving up on ``what``; the message to show."""
+    RETRIES["gave up"] += 1
+    message = (
+        f"{what} was aborted {attempts} times by concurrent changes ({reason});"
+        " nothing was saved, try again"
+    )
+    log.error(message)
+    return message
 
 
 def write_engine(engine: Engine) -> Engine:
@@ -198,10 +303,49 @@ class Database:
         return conn
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A session whose transaction commits when the block ends, rolls back on error."""
+    def write(self, isolation: str | None = None) -> Iterator[Session]:
+        """A session whose transaction commits when the block ends, rolls back on error.
+
+        ``isolation`` (``"SERIALIZABLE"``, ``"REPEATABLE READ"``) raises PostgreSQL's level for
+        this transaction; such a transaction belongs in :meth:`run_write`, which re-runs it when
+        it loses a race. SQLite's write transactions are serializable already (one at a time).
+        """
         with self._write_sessions() as session, session.begin():
+            if isolation is not None and self.dialect != "sqlite":
+                session.connection(execution_options={"isolation_level": isolation})
             yield session
+
+    def run_write(
+        self,
+        work: Callable[[Session], T],
+        *,
+        attempts: int = WRITE_ATTEMPTS,
+        isolation: str | None = None,
+        what: str = "write transaction",
+    ) -> T:
+        """``work(session)`` in a write transaction, committed; its result.
+
+        When PostgreSQL aborts the transaction as a deadlock victim or a serialization failure,
+        it is rolled back and ``work`` runs again in a new one, at most ``attempts`` times in
+        all, with jittered backoff between; then :class:`Contended` is raised. ``work`` must
+        therefore do nothing outside the database that it cannot do twice (queue e-mails and
+        webhooks as rows, emit hooks with :func:`core.events.emit`).
+        """
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.write(isolation) as session:
+                    return work(session)
+            except Exception as exc:
+                reason = retryable_cause(exc)
+                if reason is None:
+                    raise
+                if attempt == attempts:
+                    raise Contended(note_give_up(reason, attempts, what)) from exc
+                note_retry(reason, attempt, attempts, what)
+                time.sleep(retry_delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def dispose(self) -> None:
         """Close every pooled connection (and this thread's reader)."""

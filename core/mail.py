@@ -19,6 +19,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
@@ -63,6 +64,17 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
+
+
+def recipient(display_name: str, email: str) -> Address:
+    """The ``To`` header for ``email`` (an address the product accepted) shown as
+    ``display_name``.
+
+    Built from its parts rather than parsed: Python's header parser refuses a non-ASCII local
+    part (``đức@example.com``) that the product stores and SMTPUTF8 servers accept.
+    """
+    username, _, domain = email.rpartition("@")
+    return Address(display_name=display_name, username=username, domain=domain)
 
 
 def _kind_of_reply(code: int) -> str:

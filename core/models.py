@@ -151,6 +151,7 @@ class AuditLog(Base):
     __table_args__ = (
         Index("ix_core_audit_log_model_record", "model", "record_id"),
         Index("ix_core_audit_log_action_actor_at", "action", "actor", "at"),
+        Index("ix_core_audit_log_action_ip_at", "action", "ip", "at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -219,10 +219,13 @@ def repair(crm: Crm) -> list[str]:
     before: only the marks need resetting to the state before the operation.
     """
     repaired = []
+    interrupted = select(ModuleState).where(ModuleState.state.in_(TRANSIENT_STATES))
+    with crm.db.session() as session:
+        # every command and server start calls this: take no write lock when there is nothing
+        if session.scalars(interrupted).first() is None:
+            return repaired
     with crm.db.write() as session:
-        for row in session.scalars(
-            select(ModuleState).where(ModuleState.state.in_(TRANSIENT_STATES))
-        ):
+        for row in session.scalars(interrupted):
             started = row.operation_started_at.isoformat() if row.operation_started_at else "?"
             repaired.append(f"{row.name}: {row.state} (started {started}) -> {row.previous_state}")
             row.last_error = (

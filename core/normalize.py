@@ -125,15 +125,22 @@ def search_key(text: str | None) -> str:
 _MAX_EMAIL = 254
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN_RE = re.compile(rf"(?:{_LABEL}\.)+{_LABEL}")
-# Printable ASCII without space and "@", then a domain: the whole check for ASCII addresses.
-_ASCII_EMAIL_RE = re.compile(rf"[\x21-\x3f\x41-\x7e]{{1,64}}@{_DOMAIN_RE.pattern}")
+# A local part is a dot-atom (RFC 5322): runs of these characters (and, RFC 6531, of any
+# non-ASCII letter) joined by single dots. Quotes, brackets, commas and the like cannot be sent
+# to without quoting, and an address holding them breaks mail headers.
+_ATEXT = "a-z0-9!#$%&'*+/=?^_`{|}~-"
+_LOCAL_RE = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*")
+_ASCII_ATEXT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~-")
+# A dot-atom of 1 to 64 characters, then a domain: the whole check for ASCII addresses.
+_ASCII_EMAIL_RE = re.compile(rf"(?=[^@]{{1,64}}@){_LOCAL_RE.pattern}@{_DOMAIN_RE.pattern}")
 
 
 def normalise_email(value: str) -> str:
     """``value`` as a stripped, lower-case address; an IDN domain in its ASCII ``xn--`` form.
 
-    One ``@``; a local part of 1 to 64 characters without whitespace or control characters
-    (a non-ASCII local part is also put in NFC); a domain of at least two dot-separated labels
+    One ``@``; a local part of 1 to 64 characters: letters (any script), digits and
+    ``!#$%&'*+/=?^_`{|}~-``, with single dots between them (a non-ASCII local part is also put
+    in NFC); a domain of at least two dot-separated labels
     of letters, digits and hyphens, not starting or ending with ``-``; at most 254 characters in
     all. A non-ASCII domain is converted with IDNA 2008 and UTS 46 mapping
     (``user@bücher.de`` → ``user@xn--bcher-kva.de``). Anything else raises ``IdentityError``.
@@ -163,6 +170,13 @@ def _normalise_email_slow(value: str, text: str) -> str:
         raise error('more than 64 characters before the "@"')
     if any(char.isspace() or unicodedata.category(char)[0] == "C" for char in local):
         raise error("it contains spaces or control characters")
+    if any(char.isascii() and char != "." and char not in _ASCII_ATEXT for char in local):
+        raise error(
+            'before the "@" only letters, digits, dots and'
+            " ! # $ % & ' * + / = ? ^ _ ` { | } ~ - may appear"
+        )
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        raise error('a dot before the "@" may not come first, last or twice in a row')
     if not domain.isascii():
         import idna
 

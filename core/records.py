@@ -10,8 +10,11 @@ Each role has a scope; a user gets the widest scope of their roles:
 
 Records without an owner are a shared pool that every scope sees, as in Odoo's "own documents"
 rule: a new lead nobody has taken yet is for anyone to take. Records that have no owner column
-of their own follow the customer they belong to. Plugins widen what a user sees (a customer's
-account team, say) through the ``record_rules`` hook; the conditions are OR-ed.
+of their own follow the customer they belong to, and so do records of a customer that nobody
+owns (an inbound reply the mail gateway logged, a ticket waiting in the queue): they are about
+that customer, so they are no more visible than the customer is. Plugins widen what a user
+sees (a customer's account team, say) through the ``record_rules`` hook; the conditions are
+OR-ed.
 
 The condition goes *inside* the query of every list, search, count, kanban and export, so a page
 never shows a row the API would refuse.
@@ -29,8 +32,13 @@ if TYPE_CHECKING:
     from core.runtime import Crm
 
 
-def owner_condition(user: SignedIn, owner_column: Any) -> ColumnElement[bool] | None:
-    """Rows whose ``owner_column`` the user's scope covers; ``None`` when it covers all."""
+def owner_condition(
+    user: SignedIn, owner_column: Any, *, pool: bool = True
+) -> ColumnElement[bool] | None:
+    """Rows whose ``owner_column`` the user's scope covers; ``None`` when it covers all.
+
+    ``pool``: rows without an owner are included (the shared pool).
+    """
     from core.models import User
 
     if user.scope == "all":
@@ -44,7 +52,7 @@ def owner_condition(user: SignedIn, owner_column: Any) -> ColumnElement[bool] | 
         )
     else:
         mine = owner_column == user.id
-    return or_(owner_column.is_(None), mine)
+    return or_(owner_column.is_(None), mine) if pool else mine
 
 
 def _plugin_rules(crm: Crm | None, user: SignedIn, model: str) -> list[ColumnElement[bool]]:
@@ -74,7 +82,8 @@ def visible(
     """The condition restricting ``model``'s rows to those ``user`` may see (``None``: all).
 
     A model with an owner column follows its owner; one with only a customer column follows
-    that customer's visibility; one with neither is visible to whoever holds its read
+    that customer's visibility; one with both is visible through either, a row without an owner
+    only through its customer; one with neither is visible to whoever holds its read
     permission.
     """
     if model == "customer":
@@ -83,7 +92,7 @@ def visible(
         return None
     conditions: list[ColumnElement[bool]] = []
     if owner_column is not None:
-        conditions.append(owner_condition(user, owner_column))
+        conditions.append(owner_condition(user, owner_column, pool=customer_column is None))
     if customer_column is not None:
         from core.customers.models import Customer
 
@@ -171,6 +180,44 @@ def can_see(crm: Crm, db: Any, user: SignedIn, kind: RecordType, record_id: int)
         return False
     query = select(kind.model.id).where(kind.model.id == record_id)
     condition = record_condition(crm, user, kind)
+    if condition is not None:
+        query = query.where(condition)
+    return db.execute(query).first() is not None
+
+
+def hidden_references(
+    crm: Crm, db: Any, user: SignedIn, references: dict[str, tuple[str, int | None]]
+) -> dict[str, str]:
+    """The fields of ``references`` (field -> record type name and id) whose record does not
+    exist or ``user`` may not see (:func:`can_see`), each with the message to answer with.
+
+    A write names other records (an activity's deal, a form's customer): it may only attach
+    something to a record its author may see. ``None`` ids are left out.
+    """
+    kinds = record_types(crm)
+    hidden = {}
+    for field, (name, record_id) in references.items():
+        if record_id is None:
+            continue
+        kind = kinds.get(name)
+        if kind is None or not can_see(crm, db, user, kind, record_id):
+            hidden[field] = f"no {kind.label.lower() if kind else name} {record_id}"
+    return hidden
+
+
+def may_give_to(db: Any, user: SignedIn, owner_id: int) -> bool:
+    """Whether ``user`` may make ``owner_id`` the owner or assignee of a record: themselves,
+    or someone whose records their scope covers (their team for the ``team`` scope, anyone
+    for ``all``). ``customer:assign`` lets them give records to anyone.
+
+    Giving a record to someone outside that reach is a hand-over, not an edit.
+    """
+    from core.models import User
+
+    if owner_id == user.id or "customer:assign" in user.permissions:
+        return True
+    query = select(User.id).where(User.id == owner_id)
+    condition = owner_condition(user, User.id, pool=False)
     if condition is not None:
         query = query.where(condition)
     return db.execute(query).first() is not None

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import auth
+from core import auth, normalize
 from core.db import utcnow
 from core.errors import NotFoundError
 from core.models import Role, Team, User, UserRole
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LANGUAGES = ("en", "vi", "fa")
 
 
 def normalise_email(email: str) -> str:
-    """Lower-case, trimmed e-mail; ``ValueError`` when it is not an address."""
+    """Lower-case, trimmed e-mail; ``ValueError`` when it is not an address, by the rule of
+    customers' addresses (:func:`core.normalize.normalise_email`): mail must reach it."""
     value = email.strip().lower()
-    if not EMAIL_RE.match(value):
-        raise ValueError(f"{email!r} is not a valid e-mail address")
+    normalize.normalise_email(value)  # raises IdentityError (a ValueError) saying what is wrong
     return value
 
 
@@ -95,12 +93,14 @@ def set_roles(session: Session, user: User, roles: Iterable[str]) -> None:
 
 
 def set_password(session: Session, user: User, password: str) -> None:
-    """Change ``user``'s password and end their sessions."""
+    """Change ``user``'s password: their sessions end and their API tokens are revoked (who
+    knew the old password may have taken a token with it)."""
     auth.check_password_strength(password)
     user.password_hash = auth.hash_password(password)
     user.initial_password = False
     user.password_changed_at = utcnow()
     user.session_epoch += 1
+    auth.revoke_tokens(session, user)
 
 
 def deactivate(session: Session, user: User) -> None:

@@ -103,6 +103,7 @@ TEST_PLUGINS = {
     "hooked": "crm_testplugins.hooked",
     "faulty": "crm_testplugins.faulty",
     "watcher": "crm_testplugins.watcher",
+    "loose": "crm_testplugins.loose",
 }
 
 

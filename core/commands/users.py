@@ -112,7 +112,7 @@ def set_role(email: str, roles: tuple[str, ...]) -> None:
 @click.argument("email")
 @_password_option
 def set_password(email: str, password: str | None) -> None:
-    """Change a user's password; their sessions end."""
+    """Change a user's password; their sessions and API tokens end."""
     from core import users as service
 
     crm = open_crm()

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic_core import to_json
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +25,7 @@ from core.customers.fields import FieldError
 from core.customers.models import Customer
 from core.normalize import CHANNELS, IdentityError
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import (
     Principal,
     get_crm,
@@ -33,6 +34,7 @@ from core.web.deps import (
     require_permission,
     write_session,
 )
+from core.web.inputs import BODY, Id, Version, trimmed
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -43,7 +45,7 @@ Kind = Literal["person", "company"]
 class IdentityIn(BaseModel):
     """A way to recognise the customer."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     channel: Channel
     value: str = Field(min_length=1, max_length=254)
 
@@ -56,18 +58,25 @@ class IdentityOut(BaseModel):
     value: str
 
 
+# Whitespace in names and addresses is folded into single spaces; other control characters
+# are refused (core.customers.fields.text).
+_TEXT = "^[^\\x00-\\x08\\x0e-\\x1b\\x7f]*$"
+
+
 class _Fields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    display_name: str | None = Field(None, max_length=200)
-    given_name: str | None = Field(None, max_length=100)
-    family_name: str | None = Field(None, max_length=100)
-    company_id: int | None = Field(None, ge=1)
-    address: str | None = Field(None, max_length=2000)
-    country: str | None = Field(None, max_length=2)
-    language: str | None = Field(None, max_length=10)
-    owner_id: int | None = Field(None, ge=1)
-    source_channel: str | None = Field(None, max_length=30)
-    external_ref: str | None = Field(None, max_length=100)
+    model_config = BODY
+    display_name: str | None = Field(None, max_length=200, pattern=_TEXT)
+    given_name: str | None = Field(None, max_length=100, pattern=_TEXT)
+    family_name: str | None = Field(None, max_length=100, pattern=_TEXT)
+    company_id: Id | None = Field(None, ge=1)
+    address: str | None = Field(None, max_length=2000, pattern=_TEXT)
+    country: str | None = Field(None, max_length=2, pattern=trimmed("[A-Za-z]{2}"))
+    language: str | None = Field(
+        None, max_length=10, pattern=trimmed("[a-z]{2,3}(-[A-Za-z]{2,4})?")
+    )
+    owner_id: Id | None = Field(None, ge=1)
+    source_channel: str | None = Field(None, max_length=30, pattern=_TEXT)
+    external_ref: str | None = Field(None, max_length=100, pattern=_TEXT)
 
 
 class CustomerIn(_Fields):
@@ -81,7 +90,7 @@ class CustomerIn(_Fields):
 class CustomerPatch(_Fields):
     """Changes to a customer; ``version`` is the version the client read."""
 
-    version: int = Field(ge=1)
+    version: Version = Field(ge=1)
     kind: Kind | None = None
     tags: list[str] | None = Field(None, max_length=20)
 
@@ -129,10 +138,10 @@ class DuplicateOut(BaseModel):
 class MergeIn(BaseModel):
     """Merge ``other_id`` into the customer of the URL."""
 
-    model_config = ConfigDict(extra="forbid")
-    other_id: int = Field(ge=1)
-    survivor_version: int | None = Field(None, ge=1)
-    other_version: int | None = Field(None, ge=1)
+    model_config = BODY
+    other_id: Id = Field(ge=1)
+    survivor_version: Version | None = Field(None, ge=1)
+    other_version: Version | None = Field(None, ge=1)
     choose: dict[str, Literal["survivor", "other"]] = Field(default_factory=dict)
 
 
@@ -198,14 +207,14 @@ def _check_owner_change(principal: Principal, owner_id: int | None) -> None:
         )
 
 
-@router.get("", response_model=CustomerPage)
+@router.get("", response_model=CustomerPage, openapi_extra=access("customer:read"))
 async def list_customers(
     q: str | None = Query(None, max_length=200, description="accent-insensitive name prefix"),
     tag: str | None = Query(None, max_length=50),
-    owner_id: int | None = Query(None, ge=1),
+    owner_id: Id | None = Query(None, ge=1),
     kind: Kind | None = None,
     country: str | None = Query(None, min_length=2, max_length=2),
-    company_id: int | None = Query(None, ge=1),
+    company_id: Id | None = Query(None, ge=1),
     archived: Literal["false", "true", "any"] = "false",
     sort: Literal["-id", "id", "name"] | None = Query(
         None, description="default: name when searching with q (fast on big tables), else -id"
@@ -243,6 +252,7 @@ async def list_customers(
     response_model=CustomerOut,
     status_code=201,
     responses={409: {"description": "an identity belongs to another customer"}},
+    openapi_extra=access("customer:create"),
 )
 def create_customer(
     body: CustomerIn,
@@ -270,7 +280,12 @@ def create_customer(
     return _out(customer)
 
 
-@router.get("/lookup", response_model=CustomerOut, responses={404: {"description": "no match"}})
+@router.get(
+    "/lookup",
+    response_model=CustomerOut,
+    responses={404: {"description": "no match"}},
+    openapi_extra=access("customer:read", scoped=True),
+)
 async def lookup_customer(
     email: str | None = Query(None, max_length=254),
     phone: str | None = Query(None, max_length=50),
@@ -311,9 +326,13 @@ async def lookup_customer(
     return _out(customer)
 
 
-@router.get("/{customer_id}", response_model=CustomerOut)
+@router.get(
+    "/{customer_id:int}",
+    response_model=CustomerOut,
+    openapi_extra=access("customer:read", scoped=True),
+)
 async def read_customer(
-    customer_id: int,
+    customer_id: Id,
     principal: Principal = Depends(require_permission("customer:read")),
     conn: Connection = Depends(read_connection),
     crm: Crm = Depends(get_crm),
@@ -330,12 +349,13 @@ async def read_customer(
 
 
 @router.patch(
-    "/{customer_id}",
+    "/{customer_id:int}",
     response_model=CustomerOut,
     responses={409: {"description": "stale version; the body holds the current one"}},
+    openapi_extra=access("customer:update", scoped=True),
 )
 def update_customer(
-    customer_id: int,
+    customer_id: Id,
     body: CustomerPatch,
     principal: Principal = Depends(require_permission("customer:update")),
     session: Session = Depends(write_session),
@@ -369,9 +389,13 @@ def _set_archived(
     return _out(customer)
 
 
-@router.post("/{customer_id}/archive", response_model=CustomerOut)
+@router.post(
+    "/{customer_id}/archive",
+    response_model=CustomerOut,
+    openapi_extra=access("customer:archive", scoped=True),
+)
 def archive_customer(
-    customer_id: int,
+    customer_id: Id,
     principal: Principal = Depends(require_permission("customer:archive")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
@@ -380,9 +404,13 @@ def archive_customer(
     return _set_archived(session, crm, principal, customer_id, True)
 
 
-@router.post("/{customer_id}/restore", response_model=CustomerOut)
+@router.post(
+    "/{customer_id}/restore",
+    response_model=CustomerOut,
+    openapi_extra=access("customer:archive", scoped=True),
+)
 def restore_customer(
-    customer_id: int,
+    customer_id: Id,
     principal: Principal = Depends(require_permission("customer:archive")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
@@ -391,9 +419,11 @@ def restore_customer(
     return _set_archived(session, crm, principal, customer_id, False)
 
 
-@router.delete("/{customer_id}", status_code=204)
+@router.delete(
+    "/{customer_id:int}", status_code=204, openapi_extra=access("customer:delete", scoped=True)
+)
 def delete_customer(
-    customer_id: int,
+    customer_id: Id,
     principal: Principal = Depends(require_permission("customer:delete")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
@@ -403,9 +433,14 @@ def delete_customer(
     return Response(status_code=204)
 
 
-@router.post("/{customer_id}/identities", response_model=IdentityOut, status_code=201)
+@router.post(
+    "/{customer_id}/identities",
+    response_model=IdentityOut,
+    status_code=201,
+    openapi_extra=access("customer:update", scoped=True),
+)
 def add_identity(
-    customer_id: int,
+    customer_id: Id,
     body: IdentityIn,
     principal: Principal = Depends(require_permission("customer:update")),
     session: Session = Depends(write_session),
@@ -422,10 +457,14 @@ def add_identity(
     return IdentityOut(id=identity.id, channel=identity.channel, value=identity.value)
 
 
-@router.delete("/{customer_id}/identities/{identity_id}", status_code=204)
+@router.delete(
+    "/{customer_id}/identities/{identity_id}",
+    status_code=204,
+    openapi_extra=access("customer:update", scoped=True),
+)
 def remove_identity(
-    customer_id: int,
-    identity_id: int,
+    customer_id: Id,
+    identity_id: Id,
     principal: Principal = Depends(require_permission("customer:update")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
@@ -439,9 +478,13 @@ def remove_identity(
     return Response(status_code=204)
 
 
-@router.get("/{customer_id}/duplicates", response_model=list[DuplicateOut])
+@router.get(
+    "/{customer_id}/duplicates",
+    response_model=list[DuplicateOut],
+    openapi_extra=access("customer:read", scoped=True),
+)
 async def customer_duplicates(
-    customer_id: int,
+    customer_id: Id,
     principal: Principal = Depends(require_permission("customer:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -458,9 +501,13 @@ async def customer_duplicates(
     ]
 
 
-@router.post("/{customer_id}/merge", response_model=MergeOut)
+@router.post(
+    "/{customer_id}/merge",
+    response_model=MergeOut,
+    openapi_extra=access("customer:merge", scoped=True),
+)
 def merge_customers(
-    customer_id: int,
+    customer_id: Id,
     body: MergeIn,
     principal: Principal = Depends(require_permission("customer:merge")),
     session: Session = Depends(write_session),

@@ -291,6 +291,43 @@ def parse(
     return values
 
 
+def foreign_references(
+    ctx: Any, resource: Resource, record: Any, values: dict[str, Any]
+) -> dict[str, str]:
+    """The values naming a record the user may not see, or giving the record to a person or
+    team out of the user's reach (:func:`core.records.may_give_to`), with their messages.
+
+    A form's reference fields (a customer, a deal, an assignee) are numbers anyone can type:
+    they are checked against the same record rules as the pages, on create and on change.
+    """
+    user = ctx.principal.user
+    by_table = {r.model.__table__.name: r for r in ctx.ui.registry.resources.values()}
+    errors: dict[str, str] = {}
+    for name, value in values.items():
+        column = reg.column_of(resource.model, name)
+        if value is None or column is None or not column.foreign_keys:
+            continue
+        if isinstance(value, str):  # a select's option
+            if not value.isdigit():
+                errors[name] = N_("Enter a whole number.")
+                continue
+            value = int(value)
+        if record is not None and getattr(record, name, None) == value:
+            continue
+        target = next(iter(column.foreign_keys)).column.table.name
+        if target == "core_user":
+            if not records.may_give_to(ctx.session, user, value):
+                errors[name] = N_("You may give records only to yourself or your team.")
+        elif target == "core_team":
+            if value != user.team_id and not ctx.principal.can("customer:assign"):
+                errors[name] = N_("You may choose only your own team.")
+        elif (
+            target in by_table and get(ctx.crm, ctx.session, user, by_table[target], value) is None
+        ):
+            errors[name] = N_("No such record, or you may not see it.")
+    return errors
+
+
 def save(
     ctx: Any,
     resource: Resource,
@@ -299,8 +336,12 @@ def save(
     values: dict[str, Any],
     version: int | None,
 ) -> Any:
-    """Create (``record is None``) or update a record; returns it. Raises ``StaleRecord``."""
+    """Create (``record is None``) or update a record; returns it. Raises ``StaleRecord``, and
+    ``FormErrors`` for references out of the user's reach (:func:`foreign_references`)."""
     session: Session = ctx.session
+    refused = foreign_references(ctx, resource, record, values)
+    if refused:
+        raise FormErrors(refused)
     external = {f.name: f for f in fields if f.save is not None}
     own = {k: v for k, v in values.items() if k not in external}
     if record is None:

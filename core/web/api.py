@@ -15,14 +15,15 @@ from core.errors import AuthError
 from core.models import AuditLog
 from core.runtime import Crm
 from core.web import sessions
+from core.web.access import access, public
 from core.web.deps import (
-    PUBLIC,
     Principal,
     current_user,
     get_crm,
     require_permission,
     write_session,
 )
+from core.web.inputs import Id
 
 router = APIRouter(prefix="/api")
 
@@ -33,7 +34,12 @@ class Health(BaseModel):
     status: str
 
 
-@router.get("/health", response_model=Health, tags=["system"], openapi_extra=PUBLIC)
+@router.get(
+    "/health",
+    response_model=Health,
+    tags=["system"],
+    openapi_extra=public("load balancers and process managers probe it; it reveals nothing"),
+)
 async def health() -> Health:
     """Public on purpose: load balancers and process managers probe it; it reveals nothing."""
     return Health(status="ok")
@@ -71,7 +77,7 @@ def _me(principal: Principal) -> Me:
 
 @router.post(
     "/auth/login",
-    openapi_extra=PUBLIC,
+    openapi_extra=public("this is how a person signs in"),
     response_model=Me,
     tags=["auth"],
     responses={
@@ -88,8 +94,12 @@ def login(
 ) -> Me:
     """Public on purpose: this is how a person signs in. Sets the session cookie."""
     ip = request.client.host if request.client else None
+    # The password is checked before ``session`` first queries, that is before its write
+    # transaction begins (and, on SQLite, takes the write lock): see ``auth.check_sign_in``.
+    with crm.db.session() as read:
+        checked = auth.check_sign_in(read, body.email, body.password, ip)
     try:
-        user = auth.authenticate(session, body.email, body.password, ip)
+        user = auth.record_sign_in(session, checked, ip)
     except auth.ThrottledError as exc:
         session.commit()
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc)) from None
@@ -103,23 +113,26 @@ def login(
     )
 
 
-@router.post("/auth/logout", status_code=204, tags=["auth"])
+@router.post("/auth/logout", status_code=204, tags=["auth"], openapi_extra=access(None))
 def logout(
+    request: Request,
     response: Response,
     principal: Principal = Depends(current_user),
     session: Session = Depends(write_session),
 ) -> Response:
-    """End every session of the signed-in user."""
+    """End every session of the signed-in user, and the API token the call was made with."""
     from core.models import User
 
     user = session.get(User, principal.user.id)
     user.session_epoch += 1
+    if principal.via == "token":
+        auth.revoke_secret(session, request.headers["authorization"].partition(" ")[2].strip())
     response.status_code = 204
     response.delete_cookie(sessions.COOKIE_NAME)
     return response
 
 
-@router.get("/me", response_model=Me, tags=["auth"])
+@router.get("/me", response_model=Me, tags=["auth"], openapi_extra=access(None))
 async def me(principal: Principal = Depends(current_user)) -> Me:
     """The signed-in user, their roles and permissions."""
     return _me(principal)
@@ -136,7 +149,12 @@ class ModuleOut(BaseModel):
     errors: list[str]
 
 
-@router.get("/modules", response_model=list[ModuleOut], tags=["modules"])
+@router.get(
+    "/modules",
+    response_model=list[ModuleOut],
+    tags=["modules"],
+    openapi_extra=access("module:read"),
+)
 def list_modules(
     _: Principal = Depends(require_permission("module:read")), crm: Crm = Depends(get_crm)
 ) -> list[ModuleOut]:
@@ -157,7 +175,12 @@ class CheckOut(BaseModel):
     detail: str
 
 
-@router.get("/checklist", response_model=list[CheckOut], tags=["checklist"])
+@router.get(
+    "/checklist",
+    response_model=list[CheckOut],
+    tags=["checklist"],
+    openapi_extra=access("checklist:read"),
+)
 def checklist(
     deploy: bool = True,
     _: Principal = Depends(require_permission("checklist:read")),
@@ -181,9 +204,11 @@ class AuditOut(BaseModel):
     detail: str | None
 
 
-@router.get("/audit", response_model=list[AuditOut], tags=["audit"])
+@router.get(
+    "/audit", response_model=list[AuditOut], tags=["audit"], openapi_extra=access("audit:read")
+)
 def audit_log(
-    before_id: int | None = Query(None, ge=1, description="keyset cursor: rows older than this"),
+    before_id: Id | None = Query(None, ge=1, description="keyset cursor: rows older than this"),
     limit: int = Query(50, ge=1, le=500),
     model: str | None = Query(None, max_length=80),
     _: Principal = Depends(require_permission("audit:read")),

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
 
 from core import __version__, migrate
 from core.runtime import Crm
+from core.web import openapi
 from core.web.security import SecurityMiddleware
+from core.web.transactions import TransactionMiddleware
 from core.webhooks import server_lifespan
 
 log = logging.getLogger("crm.web")
@@ -40,16 +46,20 @@ def create_app(crm: Crm, check_schema: bool = True) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
         # the background webhook deliverer runs while the server does (webhooks_in_server)
         lifespan=server_lifespan(crm),
+        dependencies=[Depends(_query_values_once)],
     )
     app.state.crm = crm
     app.state.plugin_errors = {}
+    # inside the security middleware: an unsafe request is answered once committed
+    app.add_middleware(TransactionMiddleware)
     app.add_middleware(SecurityMiddleware)
 
     # Public on purpose: stylesheets and scripts of the UI, no data.
     app.mount("/static/core", StaticFiles(directory=STATIC), name="static-core")
     if docs:
+        from core.web.access import public
 
-        @app.get("/docs", include_in_schema=False)
+        @app.get("/docs", include_in_schema=False, openapi_extra=public("the API's description"))
         def api_docs() -> HTMLResponse:
             """Public unless CRM_PUBLIC_API_DOCS=false: the API's description, no data."""
             return HTMLResponse(DOCS_PAGE)
@@ -70,25 +80,59 @@ def create_app(crm: Crm, check_schema: bool = True) -> FastAPI:
     from core.web import ui
 
     ui.install(app, crm)
-    _declare_security(app)
+    openapi.install(app)
+    app.add_exception_handler(405, _method_not_allowed)
     return app
 
 
-def _declare_security(app: FastAPI) -> None:
-    """Every operation needs a token or a session cookie unless its route says ``PUBLIC``."""
-    from fastapi.openapi.utils import get_openapi
+async def _query_values_once(request: Request) -> None:
+    """Refuse a query parameter that the route takes once but the request repeats (422 naming
+    it), rather than silently reading one of its values (HTTP parameter pollution)."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = {name for name in names if names.count(name) > 1}
+    route = request.scope.get("route")
+    if repeated and route is not None and (once := repeated & _single_query_params(route)):
+        raise RequestValidationError(
+            [
+                {"loc": ("query", name), "msg": f"give {name} once", "type": "value_error"}
+                for name in sorted(once)
+            ]
+        )
 
-    from core.web.deps import SECURITY_SCHEMES
 
-    def schema() -> dict:
-        if app.openapi_schema is None:
-            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-            document["security"] = [{"bearer": []}, {"session": []}]
-            app.openapi_schema = document
-        return app.openapi_schema
+def _single_query_params(route: Any) -> set[str]:
+    """The query parameters of ``route`` (and of its dependencies) that take one value."""
+    names: set[str] = set()
+    pending = [route.dependant] if hasattr(route, "dependant") else []
+    while pending:
+        dependant = pending.pop()
+        pending.extend(dependant.dependencies)
+        names.update(
+            field.alias
+            for field in dependant.query_params
+            if not _takes_many(field.field_info.annotation)
+        )
+    return names
 
-    app.openapi = schema  # type: ignore[method-assign]
+
+def _takes_many(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_takes_many(arg) for arg in get_args(annotation))
+    return (get_origin(annotation) or annotation) in (list, tuple, set, frozenset)
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    """405 whose ``Allow`` lists every method of the path, not only those of the first route
+    matching it (Starlette's answer, when a path's methods are served by several routes)."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+    return JSONResponse(
+        {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)}
+    )
 
 
 def create_app_from_env() -> FastAPI:

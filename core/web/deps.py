@@ -1,7 +1,7 @@
 """FastAPI dependencies for the core and plugins: database sessions, the current user, permissions.
 
-Every route uses :func:`require_permission` (or :func:`current_user`) unless it says in its
-docstring why it is public.
+Every route uses :func:`require_permission` (or :func:`current_user`) unless it is public, and
+declares which in its decorator (:mod:`core.web.access`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ SECURITY_SCHEMES = {
         "description": "The session cookie set by POST /api/auth/login",
     },
 }
-#: ``openapi_extra`` of a route that needs no sign-in (say why in its docstring).
-PUBLIC = {"security": []}
 
 
 # The read path (get_crm, read_session, current_user) is ``async def`` on purpose: its queries

@@ -3,6 +3,8 @@
 State-changing requests authenticated by the session cookie must come from our own origin:
 ``Sec-Fetch-Site: cross-site`` or a foreign ``Origin`` is refused, and a cookie request with
 neither header is refused too. Bearer-token API calls carry no ambient credentials and skip this.
+Every cookie set over HTTPS (``X-Forwarded-Proto`` of a trusted proxy included, see ``crm
+serve``) is marked ``Secure``; an unhandled error's 500 answer carries the headers too.
 Written as plain ASGI (not ``BaseHTTPMiddleware``), which costs next to nothing per request.
 """
 
@@ -13,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.web.sessions import COOKIE_NAME
@@ -72,14 +74,18 @@ class SecurityMiddleware:
         extra = [(k.encode(), v.encode()) for k, v in HEADERS.items()]
         if scope["path"] == "/docs":
             extra[0] = (b"content-security-policy", DOCS_CSP.encode())
+        https = scope.get("scheme") == "https"
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *(h for h in extra if h[0] not in present),
-                ]
+                started = True
+                headers = message.get("headers", [])
+                if https:
+                    headers = [_secure(name, value) for name, value in headers]
+                present = {k.lower() for k, _ in headers}
+                message["headers"] = [*headers, *(h for h in extra if h[0] not in present)]
             await send(message)
 
         headers = Headers(scope=scope)
@@ -88,4 +94,19 @@ class SecurityMiddleware:
             response: Any = JSONResponse({"detail": "cross-site request refused"}, status_code=403)
             await response(scope, receive, send_with_headers)
             return
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette's outermost error middleware would answer without our headers
+            if not started:
+                error = PlainTextResponse("Internal Server Error", status_code=500)
+                await error(scope, receive, send_with_headers)
+            raise
+
+
+def _secure(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """A ``Set-Cookie`` header marked ``Secure`` (other headers unchanged)."""
+    if name.lower() != b"set-cookie":
+        return name, value
+    attributes = {part.strip().lower() for part in value.split(b";")[1:]}
+    return (name, value) if b"secure" in attributes else (name, value + b"; Secure")

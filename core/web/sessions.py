@@ -1,10 +1,13 @@
 """Signed-cookie sessions that the server can revoke.
 
-The cookie holds the user id and the user's session epoch, signed with the secret key. Logout,
+The cookie holds the user id, the user's session epoch and a random nonce, signed with the
+secret key; the nonce makes every sign-in a new session id, even two in the same second. Logout,
 password change and deactivation raise the epoch in the database, which ends every session.
 """
 
 from __future__ import annotations
+
+import secrets
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -18,7 +21,7 @@ def _serializer(secret_key: str) -> URLSafeTimedSerializer:
 
 def encode(secret_key: str, user_id: int, epoch: int) -> str:
     """The cookie value for a signed-in user."""
-    return _serializer(secret_key).dumps({"u": user_id, "e": epoch})
+    return _serializer(secret_key).dumps({"u": user_id, "e": epoch, "n": secrets.token_urlsafe(12)})
 
 
 def decode(secret_key: str, value: str) -> tuple[int, int] | None:

@@ -10,11 +10,12 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import and_, func, select
 
 from core.i18n import N_
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, ui_principal
 from plugins.analytical import behaviour
 from plugins.analytical.models import Behaviour, RfmScore, Run
-from plugins.analytical.pages import analytics_page, new_router, require, snapshot_row
+from plugins.analytical.pages import READ, analytics_page, new_router, require, snapshot_row
 from plugins.analytical.snapshots import latest_run_id
 
 router = new_router()
@@ -115,7 +116,7 @@ def high_risk(ctx: UIContext, run: Run) -> tuple[list[dict[str, Any]], int]:
     return rows, int(total or 0)
 
 
-@router.get("/behaviour", response_class=HTMLResponse)
+@router.get("/behaviour", response_class=HTMLResponse, openapi_extra=access(READ))
 def behaviour_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Cohort heat map, inter-purchase histogram, churn risk counts and high-risk customers."""
     require(principal)

@@ -24,6 +24,7 @@ from core import audit, records
 from core.errors import Conflict, Invalid, StaleVersion
 from core.i18n import N_, Msg, parse_amount
 from core.money import Money, minor_digits
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, flash_redirect, read_flash, ui_principal
 from plugins.analytical import campaigns, segments
@@ -162,7 +163,7 @@ def _builder(
         )
 
 
-@router.get("/segments", response_class=HTMLResponse)
+@router.get("/segments", response_class=HTMLResponse, openapi_extra=access(SEGMENT_READ))
 def segments_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Saved segments, with links to the builder."""
     require(principal, SEGMENT_READ)
@@ -178,7 +179,7 @@ def segments_page(request: Request, principal: Principal = Depends(ui_principal)
         )
 
 
-@router.get("/segments/new", response_class=HTMLResponse)
+@router.get("/segments/new", response_class=HTMLResponse, openapi_extra=access(SEGMENT_READ))
 def new_segment(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The builder; with criteria in the query (the Preview button), their preview."""
     require(principal, SEGMENT_READ)
@@ -192,7 +193,7 @@ def new_segment(request: Request, principal: Principal = Depends(ui_principal)) 
     return _builder(request, principal, None, definition, name=params.get("name", ""))
 
 
-@router.get("/segments/preview", response_class=HTMLResponse)
+@router.get("/segments/preview", response_class=HTMLResponse, openapi_extra=access(SEGMENT_READ))
 def preview_fragment(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """The live preview (an htmx fragment): how many customers the form's criteria match."""
     require(principal, SEGMENT_READ)
@@ -225,7 +226,7 @@ def _writing(request: Request) -> Iterator[Session]:
         yield session
 
 
-@router.post("/segments")
+@router.post("/segments", openapi_extra=access(SEGMENT_CREATE))
 async def create_segment(
     request: Request, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -256,7 +257,9 @@ def _segment(session: Session, segment_id: int) -> Segment:
     return segment
 
 
-@router.get("/segments/{segment_id:int}", response_class=HTMLResponse)
+@router.get(
+    "/segments/{segment_id:int}", response_class=HTMLResponse, openapi_extra=access(SEGMENT_READ)
+)
 def segment_page(
     request: Request, segment_id: int, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -268,7 +271,7 @@ def segment_page(
     return _builder(request, principal, segment, segment.definition, name=segment.name)
 
 
-@router.post("/segments/{segment_id:int}")
+@router.post("/segments/{segment_id:int}", openapi_extra=access(SEGMENT_UPDATE))
 async def update_segment(
     request: Request, segment_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -301,7 +304,7 @@ def _version(form: FormData) -> int:
     return int(text)
 
 
-@router.post("/segments/{segment_id:int}/delete")
+@router.post("/segments/{segment_id:int}/delete", openapi_extra=access(SEGMENT_UPDATE))
 async def delete_segment(
     request: Request, segment_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -341,7 +344,7 @@ def _campaign_list(
         )
 
 
-@router.get("/campaigns", response_class=HTMLResponse)
+@router.get("/campaigns", response_class=HTMLResponse, openapi_extra=access(CAMPAIGN_READ))
 def campaigns_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Campaigns, newest first, and the form to create one."""
     require(principal, CAMPAIGN_READ)
@@ -357,7 +360,7 @@ def _optional_int(form: FormData, name: str) -> int | None:
     return int(text)
 
 
-@router.post("/campaigns")
+@router.post("/campaigns", openapi_extra=access(CAMPAIGN_CREATE))
 async def create_campaign(
     request: Request, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -409,7 +412,9 @@ def results_chart(ctx: UIContext, result: campaigns.Results) -> dict[str, Any]:
     }
 
 
-@router.get("/campaigns/{campaign_id:int}", response_class=HTMLResponse)
+@router.get(
+    "/campaigns/{campaign_id:int}", response_class=HTMLResponse, openapi_extra=access(CAMPAIGN_READ)
+)
 def campaign_page(
     request: Request, campaign_id: int, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -437,7 +442,7 @@ def campaign_page(
         )
 
 
-@router.post("/campaigns/{campaign_id:int}/freeze")
+@router.post("/campaigns/{campaign_id:int}/freeze", openapi_extra=access(CAMPAIGN_CREATE))
 async def freeze_campaign(
     request: Request, campaign_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -459,7 +464,7 @@ async def freeze_campaign(
     return flash_redirect(request, here, message=Msg(text, **counts))
 
 
-@router.post("/campaigns/{campaign_id:int}/send")
+@router.post("/campaigns/{campaign_id:int}/send", openapi_extra=access(CAMPAIGN_SEND))
 async def send_campaign(
     request: Request, campaign_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import records
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import BODY, NOT_BLANK, AwareTimestamp, Id, Version, Whole
 from core.web.problems import conflict, guarded, invalid, stale
 from plugins.analytical import campaigns, segments
 from plugins.analytical.models import Campaign, Segment
@@ -33,23 +35,28 @@ router = APIRouter(tags=["analytical"])
 # --- schemas ------------------------------------------------------------------------------------
 
 
+#: A segment definition: a JSON object of criteria, documented as ``segments.Definition``.
+Criteria = Annotated[dict[str, Any], WithJsonSchema(segments.Definition.model_json_schema())]
+
+
 class SegmentIn(BaseModel):
     """A new saved segment; ``definition`` holds the criteria (see ``segments``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     name: str = Field(min_length=1, max_length=100)
     description: str | None = Field(None, max_length=5000)
-    definition: dict[str, Any]
+    definition: Criteria
 
 
 class SegmentPatch(BaseModel):
-    """Changes to a segment; ``version`` is the version the client read."""
+    """Changes to a segment; ``version`` is the version the client read. A field left out
+    keeps its value; ``name`` and ``definition`` cannot be null."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
-    name: str | None = Field(None, min_length=1, max_length=100)
+    model_config = BODY
+    version: Version = Field(ge=1)
+    name: str = Field(None, min_length=1, max_length=100, pattern=NOT_BLANK)
     description: str | None = Field(None, max_length=5000)
-    definition: dict[str, Any] | None = None
+    definition: Criteria = None
 
 
 class SegmentOut(BaseModel):
@@ -68,8 +75,8 @@ class SegmentOut(BaseModel):
 class PreviewIn(BaseModel):
     """A definition to count."""
 
-    model_config = ConfigDict(extra="forbid")
-    definition: dict[str, Any]
+    model_config = BODY
+    definition: Criteria
 
 
 class PreviewCustomer(BaseModel):
@@ -90,25 +97,25 @@ class PreviewOut(BaseModel):
 class CampaignIn(BaseModel):
     """A new draft campaign; the percent and window default to the module settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     name: str = Field(min_length=1, max_length=200)
-    segment_id: int = Field(ge=1)
-    control_percent: int | None = Field(None, ge=0, le=100)
-    response_days: int | None = Field(None, ge=1, le=3650)
+    segment_id: Id = Field(ge=1)
+    control_percent: Whole | None = Field(None, ge=0, le=100)
+    response_days: Whole | None = Field(None, ge=1, le=3650)
 
 
 class VersionIn(BaseModel):
     """The version the client read."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    model_config = BODY
+    version: Version = Field(ge=1)
 
 
 class SendIn(VersionIn):
     """The mail template of the mailing, and optionally when it should go out."""
 
-    template_id: int = Field(ge=1)
-    scheduled_at: AwareDatetime | None = None
+    template_id: Id = Field(ge=1)
+    scheduled_at: AwareTimestamp | None = None
 
 
 class CampaignOut(BaseModel):
@@ -196,7 +203,9 @@ def _guarded(crm: Crm, what: str, record_id: int, change: Callable[[], Any]) -> 
 # --- segments -----------------------------------------------------------------------------------
 
 
-@router.get("/segments", response_model=list[SegmentOut])
+@router.get(
+    "/segments", response_model=list[SegmentOut], openapi_extra=access("analytical.segment:read")
+)
 async def list_segments(
     _: Principal = Depends(require_permission("analytical.segment:read")),
     session: Session = Depends(read_session),
@@ -210,6 +219,7 @@ async def list_segments(
     response_model=SegmentOut,
     status_code=201,
     responses={409: {"description": "the name is taken"}},
+    openapi_extra=access("analytical.segment:create"),
 )
 def create_segment(
     body: SegmentIn,
@@ -228,7 +238,9 @@ def create_segment(
     return _segment_out(segment)
 
 
-@router.post("/segments/preview", response_model=PreviewOut)
+@router.post(
+    "/segments/preview", response_model=PreviewOut, openapi_extra=access("analytical.segment:read")
+)
 async def preview_definition(
     body: PreviewIn,
     principal: Principal = Depends(require_permission("analytical.segment:read")),
@@ -245,9 +257,13 @@ async def preview_definition(
     return PreviewOut(count=found.count, customers=found.customers)
 
 
-@router.get("/segments/{segment_id}", response_model=SegmentOut)
+@router.get(
+    "/segments/{segment_id:int}",
+    response_model=SegmentOut,
+    openapi_extra=access("analytical.segment:read"),
+)
 async def read_segment(
-    segment_id: int,
+    segment_id: Id,
     _: Principal = Depends(require_permission("analytical.segment:read")),
     session: Session = Depends(read_session),
 ) -> SegmentOut:
@@ -255,9 +271,13 @@ async def read_segment(
     return _segment_out(_segment(session, segment_id))
 
 
-@router.get("/segments/{segment_id}/preview", response_model=PreviewOut)
+@router.get(
+    "/segments/{segment_id}/preview",
+    response_model=PreviewOut,
+    openapi_extra=access("analytical.segment:read"),
+)
 async def preview_segment(
-    segment_id: int,
+    segment_id: Id,
     principal: Principal = Depends(require_permission("analytical.segment:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -271,12 +291,13 @@ async def preview_segment(
 
 
 @router.patch(
-    "/segments/{segment_id}",
+    "/segments/{segment_id:int}",
     response_model=SegmentOut,
     responses={409: {"description": "stale version (the body holds the current one) or name"}},
+    openapi_extra=access("analytical.segment:update"),
 )
 def update_segment(
-    segment_id: int,
+    segment_id: Id,
     body: SegmentPatch,
     _: Principal = Depends(require_permission("analytical.segment:update")),
     session: Session = Depends(write_session),
@@ -297,14 +318,15 @@ def update_segment(
 
 
 @router.delete(
-    "/segments/{segment_id}",
+    "/segments/{segment_id:int}",
     status_code=204,
     response_class=Response,
     responses={409: {"description": "stale version (the body holds the current one)"}},
+    openapi_extra=access("analytical.segment:update"),
 )
 def delete_segment(
-    segment_id: int,
-    version: int,
+    segment_id: Id,
+    version: Version,
     _: Principal = Depends(require_permission("analytical.segment:update")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
@@ -322,7 +344,9 @@ def delete_segment(
 # --- campaigns ----------------------------------------------------------------------------------
 
 
-@router.get("/campaigns", response_model=list[CampaignOut])
+@router.get(
+    "/campaigns", response_model=list[CampaignOut], openapi_extra=access("analytical.campaign:read")
+)
 async def list_campaigns(
     _: Principal = Depends(require_permission("analytical.campaign:read")),
     session: Session = Depends(read_session),
@@ -332,7 +356,12 @@ async def list_campaigns(
     return [_campaign_out(c) for c in session.scalars(query)]
 
 
-@router.post("/campaigns", response_model=CampaignOut, status_code=201)
+@router.post(
+    "/campaigns",
+    response_model=CampaignOut,
+    status_code=201,
+    openapi_extra=access("analytical.campaign:create"),
+)
 def create_campaign(
     body: CampaignIn,
     principal: Principal = Depends(require_permission("analytical.campaign:create")),
@@ -355,9 +384,13 @@ def create_campaign(
     return _campaign_out(campaign)
 
 
-@router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+@router.get(
+    "/campaigns/{campaign_id}",
+    response_model=CampaignOut,
+    openapi_extra=access("analytical.campaign:read"),
+)
 async def read_campaign(
-    campaign_id: int,
+    campaign_id: Id,
     _: Principal = Depends(require_permission("analytical.campaign:read")),
     session: Session = Depends(read_session),
 ) -> CampaignOut:
@@ -369,9 +402,10 @@ async def read_campaign(
     "/campaigns/{campaign_id}/freeze",
     response_model=CampaignOut,
     responses={409: {"description": "stale version, or frozen already"}},
+    openapi_extra=access("analytical.campaign:create"),
 )
 def freeze_campaign(
-    campaign_id: int,
+    campaign_id: Id,
     body: VersionIn,
     _: Principal = Depends(require_permission("analytical.campaign:create")),
     session: Session = Depends(write_session),
@@ -391,9 +425,10 @@ def freeze_campaign(
     "/campaigns/{campaign_id}/send",
     response_model=CampaignOut,
     responses={409: {"description": "stale version, not frozen, or handed over already"}},
+    openapi_extra=access("analytical.campaign:send"),
 )
 def send_campaign(
-    campaign_id: int,
+    campaign_id: Id,
     body: SendIn,
     principal: Principal = Depends(require_permission("analytical.campaign:send")),
     session: Session = Depends(write_session),
@@ -417,9 +452,13 @@ def send_campaign(
     return _guarded(crm, "campaign", campaign_id, change)
 
 
-@router.get("/campaigns/{campaign_id}/results", response_model=ResultsOut)
+@router.get(
+    "/campaigns/{campaign_id}/results",
+    response_model=ResultsOut,
+    openapi_extra=access("analytical.campaign:read"),
+)
 async def campaign_results(
-    campaign_id: int,
+    campaign_id: Id,
     _: Principal = Depends(require_permission("analytical.campaign:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),

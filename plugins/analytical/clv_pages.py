@@ -15,10 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.customers.models import Customer
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, ui_principal
 from plugins.analytical.models import ClvScore, Run
 from plugins.analytical.pages import (
+    READ,
     analytics_page,
     new_router,
     require,
@@ -33,7 +35,7 @@ router = new_router()
 TOP = 50
 
 
-@router.get("/clv", response_class=HTMLResponse)
+@router.get("/clv", response_class=HTMLResponse, openapi_extra=access(READ))
 def clv_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Fitted parameters, the holdout check, the CLV distribution and the top customers."""
     require(principal)

@@ -22,6 +22,10 @@ the same model choice is fitted on the months before, and both the model and the
 predict the held-out months: MAE (mean absolute error, minor units) and MAPE (mean absolute
 percentage error, months with zero revenue left out). The lower MAE wins. Forecasts are rounded
 to integer minor units and never below 0.
+
+Both forecasts can be restricted to the customers matching a condition (``customers``, from
+:func:`core.records.customer_condition`): :func:`summary_for` computes them live so for a user
+whose record rules hide some customers.
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from plugins.analytical import snapshots
+from plugins.analytical.kpi import of_customers
 from plugins.analytical.models import Run
 from plugins.analytical.snapshots import replace_run
 from plugins.analytical.sql import EXCLUDED_STATUSES, key_of, month_key, month_label, month_start
@@ -58,10 +63,18 @@ def round_half_up(numerator: int, denominator: int) -> int:
 # --- pipeline ------------------------------------------------------------------------------
 
 
-def pipeline_forecast(session: Session, as_of: dt.date, currency: str) -> dict[str, Any]:
-    """Open opportunities by expected close month: groups, totals and those left out."""
+def pipeline_forecast(
+    session: Session,
+    as_of: dt.date,
+    currency: str,
+    customers: ColumnElement[bool] | None = None,
+) -> dict[str, Any]:
+    """Open opportunities (of the ``customers`` when given) by expected close month: groups,
+    totals and those left out."""
     from plugins.operational.models import Opportunity
     from plugins.operational.pipeline import in_open_stage
+
+    mine = of_customers(Opportunity.customer_id, customers)
 
     dialect = session.get_bind().dialect.name
     month = month_key(dialect, Opportunity.expected_close).label("month")
@@ -71,7 +84,7 @@ def pipeline_forecast(session: Session, as_of: dt.date, currency: str) -> dict[s
             Opportunity.expected_revenue_minor.label("expected"),
             (Opportunity.expected_revenue_minor * Opportunity.probability).label("weighted"),
         )
-        .where(in_open_stage(), Opportunity.currency == currency)
+        .where(in_open_stage(), Opportunity.currency == currency, *mine)
         .subquery()
     )
     query = select(
@@ -90,7 +103,7 @@ def pipeline_forecast(session: Session, as_of: dt.date, currency: str) -> dict[s
     other = session.scalar(
         select(func.count())
         .select_from(Opportunity)
-        .where(in_open_stage(), Opportunity.currency != currency)
+        .where(in_open_stage(), Opportunity.currency != currency, *mine)
     )
     rows = [
         {
@@ -127,8 +140,14 @@ def last_complete_month(as_of: dt.date) -> int:
     return key_of(as_of) if tomorrow.month != as_of.month else key_of(as_of) - 1
 
 
-def monthly_revenue(session: Session, as_of: dt.date, currency: str) -> tuple[list[int], int]:
-    """Revenue per month (0-filled) up to the last complete month, and the first month's key."""
+def monthly_revenue(
+    session: Session,
+    as_of: dt.date,
+    currency: str,
+    customers: ColumnElement[bool] | None = None,
+) -> tuple[list[int], int]:
+    """Revenue per month (0-filled) up to the last complete month, and the first month's key
+    (orders of the ``customers`` only, when given)."""
     from plugins.operational.models import Order
 
     last = last_complete_month(as_of)
@@ -142,6 +161,7 @@ def monthly_revenue(session: Session, as_of: dt.date, currency: str) -> tuple[li
             Order.placed_at < end,
             Order.currency == currency,
             Order.status.not_in(EXCLUDED_STATUSES),
+            *of_customers(Order.customer_id, customers),
         )
         .subquery()
     )
@@ -258,9 +278,15 @@ def backtest(series: list[int]) -> dict[str, Any] | None:
     }
 
 
-def revenue_forecast(session: Session, as_of: dt.date, currency: str) -> dict[str, Any]:
-    """The revenue series, the next months' model and naive forecasts, and the backtest."""
-    series, first = monthly_revenue(session, as_of, currency)
+def revenue_forecast(
+    session: Session,
+    as_of: dt.date,
+    currency: str,
+    customers: ColumnElement[bool] | None = None,
+) -> dict[str, Any]:
+    """The revenue series, the next months' model and naive forecasts, and the backtest (of
+    the ``customers``' orders only, when given)."""
+    series, first = monthly_revenue(session, as_of, currency, customers)
     months = [month_label(first + i) for i in range(len(series))]
     future = [month_label(first + len(series) + i) for i in range(HORIZON)]
     result: dict[str, Any] = {
@@ -314,3 +340,22 @@ def refresh_step(crm: Crm, session: Session, as_of: dt.date) -> Run:
 def latest_run(session: Session) -> Run | None:
     """The newest forecast snapshot."""
     return snapshots.latest_run(session, KIND)
+
+
+def summary_for(
+    crm: Crm, user: Any, session: Session, run: Run | None
+) -> tuple[dict[str, Any], bool]:
+    """The forecasts of ``run`` that ``user`` may see (``{}`` without a run), and whether they
+    are restricted: the stored summary for a user who sees every customer, else both forecasts
+    computed live as of the run's date over the customers they may see."""
+    from core.records import customer_condition
+
+    summary = (run.summary or {}) if run is not None else {}
+    condition = customer_condition(crm, user)
+    if run is None or not summary or condition is None:
+        return summary, False
+    currency = (run.params or {}).get("currency") or crm.settings.default_currency
+    return {
+        "pipeline": pipeline_forecast(session, run.as_of, currency, condition),
+        "revenue": revenue_forecast(session, run.as_of, currency, condition),
+    }, True

@@ -1,5 +1,6 @@
 """``/analytical/forecast``: the pipeline by expected close month and the revenue forecast with
-its backtest, read from the latest ``forecast`` snapshot."""
+its backtest, read from the latest ``forecast`` snapshot; a user whose record rules hide some
+customers gets both computed live over the customers they may see (``forecast.summary_for``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from core.i18n import N_
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, ui_principal
 from plugins.analytical import forecast
-from plugins.analytical.pages import analytics_page, new_router, require
+from plugins.analytical.pages import READ, analytics_page, new_router, require
 
 router = new_router()
 
@@ -106,7 +108,7 @@ def backtest_rows(backtest: dict[str, Any] | None, months: list[str]) -> list[di
     ]
 
 
-@router.get("/forecast", response_class=HTMLResponse)
+@router.get("/forecast", response_class=HTMLResponse, openapi_extra=access(READ))
 def forecast_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Pipeline forecast table and chart, revenue forecast chart and its backtest."""
     require(principal)
@@ -114,13 +116,14 @@ def forecast_page(request: Request, principal: Principal = Depends(ui_principal)
     with crm.db.session() as session:
         ctx = UIContext(request, principal, session)
         run = forecast.latest_run(session)
-        summary = (run.summary or {}) if run else {}
+        summary, scoped = forecast.summary_for(crm, principal.user, session, run)
         pipeline = summary.get("pipeline") or {"groups": [], "currency": None}
         revenue = summary.get("revenue") or {"months": [], "actual": []}
         return analytics_page(
             ctx,
             "analytical/forecast.html",
             run=run,
+            scoped=scoped,
             pipeline=pipeline,
             pipeline_chart=pipeline_chart(ctx, pipeline) if run else None,
             revenue=revenue,

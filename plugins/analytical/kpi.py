@@ -22,6 +22,10 @@ SQLite and PostgreSQL (UTC calendar months).
   count, average rating, and CSAT = share of ratings 4 or 5.
 - **Segment sizes**: from the RFM runs as of dates within the window, the latest run of each
   month: ``summary["segments"]`` when stored, else a count of its rows per segment.
+
+Every series can be restricted to the customers matching a condition (``customers``, from
+:func:`core.records.customer_condition`): :func:`compute` then gives the figures of a user whose
+record rules hide some customers, live, with the same queries as the stored snapshot.
 """
 
 from __future__ import annotations
@@ -87,11 +91,28 @@ class Window:
         return [counts.get(key, default) for key in self.keys]
 
 
-def _counted(window: Window) -> list[ColumnElement[bool]]:
-    """Conditions of the orders that count: placed up to D, not cancelled or returned."""
+def of_customers(column: Any, customers: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
+    """Conditions keeping the rows whose customer (``column``) matches ``customers`` (a
+    condition on ``core_customer``); none when ``customers`` is None (every customer)."""
+    from core.customers.models import Customer
+
+    if customers is None:
+        return []
+    return [column.in_(select(Customer.id).where(customers))]
+
+
+def _counted(
+    window: Window, customers: ColumnElement[bool] | None = None
+) -> list[ColumnElement[bool]]:
+    """Conditions of the orders that count: placed up to D, not cancelled or returned, of the
+    ``customers``."""
     from plugins.operational.models import Order
 
-    return [Order.placed_at < window.end, Order.status.not_in(EXCLUDED_STATUSES)]
+    return [
+        Order.placed_at < window.end,
+        Order.status.not_in(EXCLUDED_STATUSES),
+        *of_customers(Order.customer_id, customers),
+    ]
 
 
 def _by_month(session: Session, query: Any) -> dict[int, Any]:
@@ -112,13 +133,15 @@ def _ratio(part: int | float, whole: int | float) -> float | None:
     return part / whole if whole else None
 
 
-def _first_order_months(session: Session, dialect: str, window: Window) -> dict[int, int]:
+def _first_order_months(
+    session: Session, dialect: str, window: Window, customers: ColumnElement[bool] | None = None
+) -> dict[int, int]:
     """How many customers placed their first counted order in each month (all history)."""
     from plugins.operational.models import Order
 
     first = (
         select(Order.customer_id, func.min(Order.placed_at).label("first_at"))
-        .where(*_counted(window))
+        .where(*_counted(window, customers))
         .group_by(Order.customer_id)
         .subquery()
     )
@@ -126,21 +149,26 @@ def _first_order_months(session: Session, dialect: str, window: Window) -> dict[
     return _by_month(session, select(months.c.m, func.count()).group_by(months.c.m))
 
 
-def acquisition(session: Session, dialect: str, window: Window) -> dict[str, Any]:
+def acquisition(
+    session: Session, dialect: str, window: Window, customers: ColumnElement[bool] | None = None
+) -> dict[str, Any]:
     """New customers (first order) and new customer records per month."""
     from core.customers.models import Customer
 
     records = (
         select(month_key(dialect, Customer.created_at).label("m"))
         .where(Customer.created_at >= window.start, Customer.created_at < window.end)
+        .where(*([] if customers is None else [customers]))
         .subquery()
     )
     created = _by_month(session, select(records.c.m, func.count()).group_by(records.c.m))
-    firsts = _first_order_months(session, dialect, window)
+    firsts = _first_order_months(session, dialect, window, customers)
     return {"new_customers": window.series(firsts), "new_records": window.series(created)}
 
 
-def _second_category_months(session: Session, dialect: str, window: Window) -> dict[int, int]:
+def _second_category_months(
+    session: Session, dialect: str, window: Window, customers: ColumnElement[bool] | None = None
+) -> dict[int, int]:
     """How many customers reached their second product category in each month."""
     from plugins.operational.models import Order, OrderLine, Product
 
@@ -152,7 +180,7 @@ def _second_category_months(session: Session, dialect: str, window: Window) -> d
         )
         .join(OrderLine, OrderLine.order_id == Order.id)
         .join(Product, Product.id == OrderLine.product_id)
-        .where(*_counted(window), Product.category.is_not(None))
+        .where(*_counted(window, customers), Product.category.is_not(None))
         .subquery()
     )
     firsts = (
@@ -169,18 +197,22 @@ def _second_category_months(session: Session, dialect: str, window: Window) -> d
     )
 
 
-def penetration(session: Session, dialect: str, window: Window) -> dict[str, Any]:
+def penetration(
+    session: Session, dialect: str, window: Window, customers: ColumnElement[bool] | None = None
+) -> dict[str, Any]:
     """At each month end, customers so far and those who bought in 2+ categories so far."""
-    customers = _cumulative(_first_order_months(session, dialect, window), window)
-    multi = _cumulative(_second_category_months(session, dialect, window), window)
+    buyers = _cumulative(_first_order_months(session, dialect, window, customers), window)
+    multi = _cumulative(_second_category_months(session, dialect, window, customers), window)
     return {
-        "customers": customers,
+        "customers": buyers,
         "multi_category": multi,
-        "share": [_ratio(m, c) for m, c in zip(multi, customers, strict=True)],
+        "share": [_ratio(m, c) for m, c in zip(multi, buyers, strict=True)],
     }
 
 
-def _customer_months(dialect: str, window: Window) -> Any:
+def _customer_months(
+    dialect: str, window: Window, customers: ColumnElement[bool] | None = None
+) -> Any:
     """Distinct (customer, month) pairs of counted orders from the first base month on."""
     from plugins.operational.models import Order
 
@@ -189,18 +221,20 @@ def _customer_months(dialect: str, window: Window) -> Any:
             Order.customer_id.label("customer_id"),
             month_key(dialect, Order.placed_at).label("m"),
         )
-        .where(*_counted(window), Order.placed_at >= month_start(window.first - 3))
+        .where(*_counted(window, customers), Order.placed_at >= month_start(window.first - 3))
         .distinct()
         .subquery()
     )
 
 
-def retention(session: Session, dialect: str, window: Window) -> dict[str, Any]:
+def retention(
+    session: Session, dialect: str, window: Window, customers: ColumnElement[bool] | None = None
+) -> dict[str, Any]:
     """Per month m: the base (bought in m-3..m-1), those of it who bought in m, the rates."""
     offsets = union_all(
         *(select(literal_column(str(k)).label("k")) for k in range(1, RETENTION_BASE_MONTHS + 1))
     ).subquery()
-    bought = _customer_months(dialect, window)
+    bought = _customer_months(dialect, window, customers)
     base = (
         select(bought.c.customer_id, (bought.c.m + offsets.c.k).label("target"))
         .select_from(bought)
@@ -208,7 +242,7 @@ def retention(session: Session, dialect: str, window: Window) -> dict[str, Any]:
         .distinct()
         .subquery()
     )
-    again = _customer_months(dialect, window)
+    again = _customer_months(dialect, window, customers)
     bases = _by_month(session, select(base.c.target, func.count()).group_by(base.c.target))
     kept = _by_month(
         session,
@@ -226,11 +260,21 @@ def retention(session: Session, dialect: str, window: Window) -> dict[str, Any]:
     }
 
 
-def revenue(session: Session, dialect: str, window: Window, currency: str) -> dict[str, Any]:
+def revenue(
+    session: Session,
+    dialect: str,
+    window: Window,
+    currency: str,
+    customers: ColumnElement[bool] | None = None,
+) -> dict[str, Any]:
     """Revenue, cost of goods, margin, order and cost-less line counts per month."""
     from plugins.operational.models import Order, OrderLine, Product
 
-    in_currency = [*_counted(window), Order.placed_at >= window.start, Order.currency == currency]
+    in_currency = [
+        *_counted(window, customers),
+        Order.placed_at >= window.start,
+        Order.currency == currency,
+    ]
     orders = (
         select(month_key(dialect, Order.placed_at).label("m"), Order.total_minor.label("total"))
         .where(*in_currency)
@@ -272,20 +316,28 @@ def revenue(session: Session, dialect: str, window: Window, currency: str) -> di
     }
 
 
-def other_currencies(session: Session, window: Window, currency: str) -> dict[str, int]:
+def other_currencies(
+    session: Session, window: Window, currency: str, customers: ColumnElement[bool] | None = None
+) -> dict[str, int]:
     """Counted orders of the window in currencies other than ``currency``, per currency."""
     from plugins.operational.models import Order
 
     query = (
         select(Order.currency, func.count())
-        .where(*_counted(window), Order.placed_at >= window.start, Order.currency != currency)
+        .where(
+            *_counted(window, customers),
+            Order.placed_at >= window.start,
+            Order.currency != currency,
+        )
         .group_by(Order.currency)
         .order_by(Order.currency)
     )
     return {code: int(n) for code, n in session.execute(query)}
 
 
-def satisfaction(session: Session, dialect: str, window: Window) -> dict[str, Any]:
+def satisfaction(
+    session: Session, dialect: str, window: Window, customers: ColumnElement[bool] | None = None
+) -> dict[str, Any]:
     """Answered surveys per month of the answer: responses, average rating, CSAT share."""
     from plugins.operational.models import Survey
 
@@ -295,6 +347,7 @@ def satisfaction(session: Session, dialect: str, window: Window) -> dict[str, An
             Survey.rating.is_not(None),
             Survey.answered_at >= window.start,
             Survey.answered_at < window.end,
+            *of_customers(Survey.customer_id, customers),
         )
         .subquery()
     )
@@ -315,20 +368,25 @@ def satisfaction(session: Session, dialect: str, window: Window) -> dict[str, An
     }
 
 
-def _segment_counts(session: Session, run: Run) -> dict[str, int]:
-    """A RFM run's customers per segment: its summary, else a count of its rows."""
+def _segment_counts(
+    session: Session, run: Run, customers: ColumnElement[bool] | None = None
+) -> dict[str, int]:
+    """A RFM run's customers per segment: its summary, else a count of its rows (of the
+    ``customers`` only, when given)."""
     stored = (run.summary or {}).get("segments")
-    if isinstance(stored, dict):
+    if customers is None and isinstance(stored, dict):
         return {str(k): int(v) for k, v in stored.items()}
     query = (
         select(RfmScore.segment, func.count())
-        .where(RfmScore.run_id == run.id)
+        .where(RfmScore.run_id == run.id, *of_customers(RfmScore.customer_id, customers))
         .group_by(RfmScore.segment)
     )
     return {segment: int(n) for segment, n in session.execute(query)}
 
 
-def segment_sizes(session: Session, window: Window) -> dict[str, Any]:
+def segment_sizes(
+    session: Session, window: Window, customers: ColumnElement[bool] | None = None
+) -> dict[str, Any]:
     """Customers per RFM segment at the latest RFM run of each month of the window."""
     runs = session.scalars(
         select(Run)
@@ -343,7 +401,7 @@ def segment_sizes(session: Session, window: Window) -> dict[str, Any]:
     for run in runs:
         latest[key_of(run.as_of)] = run
     picked = [latest[key] for key in sorted(latest)]
-    counts = [_segment_counts(session, run) for run in picked]
+    counts = [_segment_counts(session, run, customers) for run in picked]
     names = [name for name, *_ in SEGMENTS]
     names += sorted({n for c in counts for n in c} - set(names))
     return {
@@ -352,23 +410,45 @@ def segment_sizes(session: Session, window: Window) -> dict[str, Any]:
     }
 
 
-def compute(session: Session, as_of: dt.date, currency: str) -> dict[str, Any]:
-    """Every KPI series as of ``as_of``, money in ``currency`` (the summary of a KPI run)."""
+#: The KPI sections of :func:`compute`.
+SECTIONS = (
+    "acquisition",
+    "penetration",
+    "retention",
+    "revenue",
+    "other_currencies",
+    "satisfaction",
+    "segments",
+)
+
+
+def compute(
+    session: Session,
+    as_of: dt.date,
+    currency: str,
+    customers: ColumnElement[bool] | None = None,
+    only: Iterable[str] = SECTIONS,
+) -> dict[str, Any]:
+    """Every KPI series as of ``as_of``, money in ``currency`` (the summary of a KPI run); over
+    the customers matching ``customers`` only when given, and the ``only`` sections."""
     dialect = session.get_bind().dialect.name
     window = Window.as_of(as_of)
     currency = currency.upper()
+    sections = {
+        "acquisition": lambda: acquisition(session, dialect, window, customers),
+        "penetration": lambda: penetration(session, dialect, window, customers),
+        "retention": lambda: retention(session, dialect, window, customers),
+        "revenue": lambda: revenue(session, dialect, window, currency, customers),
+        "other_currencies": lambda: other_currencies(session, window, currency, customers),
+        "satisfaction": lambda: satisfaction(session, dialect, window, customers),
+        "segments": lambda: segment_sizes(session, window, customers),
+    }
     return {
         "as_of": as_of.isoformat(),
         "currency": currency,
         "months": [month_label(key) for key in window.keys],
         "partial_month": month_label(window.last),
-        "acquisition": acquisition(session, dialect, window),
-        "penetration": penetration(session, dialect, window),
-        "retention": retention(session, dialect, window),
-        "revenue": revenue(session, dialect, window, currency),
-        "other_currencies": other_currencies(session, window, currency),
-        "satisfaction": satisfaction(session, dialect, window),
-        "segments": segment_sizes(session, window),
+        **{name: sections[name]() for name in only},
     }
 
 
@@ -394,6 +474,25 @@ def refresh_step(crm: Crm, session: Session, as_of: dt.date) -> Run:
 def latest_run(session: Session) -> Run | None:
     """The newest KPI snapshot."""
     return snapshots.latest_run(session, "kpi")
+
+
+def summary_for(
+    crm: Crm, user: Any, session: Session, run: Run | None, only: Iterable[str] = SECTIONS
+) -> tuple[dict[str, Any] | None, bool]:
+    """The figures of KPI ``run`` that ``user`` may see, and whether they are restricted.
+
+    A user whose record rules show every customer reads the stored summary; any other gets the
+    ``only`` sections computed live as of the run's date over the customers they may see (a
+    team's manager must not read the company's revenue). ``None`` without a run or summary.
+    """
+    from core.records import customer_condition
+
+    if run is None or not run.summary:
+        return None, False
+    condition = customer_condition(crm, user)
+    if condition is None:
+        return run.summary, False
+    return compute(session, run.as_of, run.summary["currency"], condition, only), True
 
 
 def last(values: Iterable[Any], offset: int = 1) -> Any:

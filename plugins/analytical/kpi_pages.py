@@ -1,6 +1,7 @@
 """The KPI dashboard, ``/analytical/kpi``: one card per KPI with its chart, its latest value and
-how it is computed. It reads the latest ``kpi`` snapshot (:mod:`plugins.analytical.kpi`) and
-shows aggregates only, so it needs ``analytical.insight:read`` and no record rule applies."""
+how it is computed, for holders of ``analytical.insight:read``. It reads the latest ``kpi``
+snapshot (:mod:`plugins.analytical.kpi`); a user whose record rules hide some customers gets the
+same figures computed live over the customers they may see (``kpi.summary_for``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from core.i18n import N_
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, ui_principal
 from plugins.analytical import kpi
-from plugins.analytical.pages import analytics_page, new_router, require
+from plugins.analytical.pages import READ, analytics_page, new_router, require
 from plugins.analytical.views import SEGMENT_LABELS
 
 router = new_router()
@@ -103,7 +105,7 @@ def latest_segments(summary: dict[str, Any]) -> list[tuple[str, int]]:
     return [(SEGMENT_LABELS.get(name, name), values[-1]) for name, values in counts.items()]
 
 
-@router.get("/kpi", response_class=HTMLResponse)
+@router.get("/kpi", response_class=HTMLResponse, openapi_extra=access(READ))
 def kpi_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The KPI cards of the latest KPI snapshot (or how to compute one)."""
     require(principal)
@@ -111,12 +113,13 @@ def kpi_page(request: Request, principal: Principal = Depends(ui_principal)) -> 
     with crm.db.session() as session:
         ctx = UIContext(request, principal, session)
         run = kpi.latest_run(session)
-        summary = run.summary if run is not None and run.summary else None
+        summary, scoped = kpi.summary_for(crm, principal.user, session, run)
         return analytics_page(
             ctx,
             "analytical/kpi.html",
             run=run,
             s=summary,
+            scoped=scoped,
             charts=charts(ctx, summary) if summary else None,
             segments=latest_segments(summary) if summary else [],
             last=kpi.last,

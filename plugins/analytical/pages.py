@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.i18n import N_
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, csrf_check, page, ui_principal
 
@@ -71,7 +72,7 @@ def analytics_page(ctx: UIContext, template: str, **context: Any) -> HTMLRespons
 router = new_router()
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, openapi_extra=access(READ))
 def overview(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The analytics pages with the date of their latest snapshot."""
     from plugins.analytical.snapshots import latest_run

@@ -2,7 +2,9 @@
 the top customers of a chosen segment (within the user's record rules).
 
 Everything comes from the stored RFM snapshot (``rfm.refresh``): the figures from the runs'
-summaries, the customer list from ``analytical_rfm`` rows of the latest run.
+summaries, the customer list from ``analytical_rfm`` rows of the latest run. A user whose record
+rules hide some customers gets the figures summed over the customers they may see instead (a
+segment's mean spend must not tell another team's customer's total).
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from typing import Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.customers.models import Customer
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, ui_principal
 from plugins.analytical import rfm
 from plugins.analytical.models import RfmScore, Run
-from plugins.analytical.pages import analytics_page, new_router, require, visible_customers
+from plugins.analytical.pages import READ, analytics_page, new_router, require, visible_customers
 from plugins.analytical.views import SEGMENT_LABELS
 
 router = new_router()
@@ -41,7 +44,7 @@ def chosen_segment(request: Request) -> str:
     return segment
 
 
-@router.get("/rfm", response_class=HTMLResponse)
+@router.get("/rfm", response_class=HTMLResponse, openapi_extra=access(READ))
 def rfm_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """RFM segments of the latest snapshot, their history and a segment's top customers."""
     require(principal)
@@ -51,15 +54,18 @@ def rfm_page(request: Request, principal: Principal = Depends(ui_principal)) -> 
         ctx = UIContext(request, principal, session)
         run = rfm.latest_run(session)
         summary = (run.summary or {}) if run else {}
+        if run is not None and summary.get("segments") is not None:
+            summary = {**summary, **(visible_summary(session, crm, principal, run.id) or {})}
         sizes = segment_rows(summary)
         return analytics_page(
             ctx,
             "analytical/rfm.html",
             run=run if summary.get("segments") is not None else None,
             sizes=sizes,
+            scored=summary.get("customers", run.rows if run else 0),
             size_chart=size_chart(ctx, sizes),
             grid=heat_grid(summary.get("grid")),
-            history=history_chart(ctx, session),
+            history=history_chart(ctx, session, crm, principal),
             segment=segment,
             segments=[(name, SEGMENT_LABELS[name]) for name in SEGMENT_NAMES],
             customers=top_customers(session, crm, principal, run, segment),
@@ -109,17 +115,54 @@ def heat_grid(grid: list[list[int]] | None) -> list[list[dict[str, int]]] | None
     ]
 
 
-def history_chart(ctx: UIContext, session: Session) -> dict[str, Any] | None:
-    """Line chart of each segment's size over the last RFM runs (one point per as-of date)."""
+def visible_summary(
+    session: Session, crm: Any, principal: Principal, run_id: int
+) -> dict[str, Any] | None:
+    """The run's summary (``rfm.summarise``) over the customers the user may see; ``None`` when
+    they see every customer (the stored summary is then theirs)."""
+    from core.records import customer_condition
+
+    condition = customer_condition(crm, principal.user)
+    if condition is None:
+        return None
+    query = (
+        select(
+            RfmScore.r,
+            RfmScore.f,
+            func.count(),
+            func.sum(RfmScore.recency_days),
+            func.sum(RfmScore.frequency),
+            func.sum(RfmScore.monetary_minor),
+        )
+        .join(Customer, Customer.id == RfmScore.customer_id)
+        .where(RfmScore.run_id == run_id, condition)
+        .group_by(RfmScore.r, RfmScore.f)
+    )
+    names = ("r", "f", "customers", "recency_days", "frequency", "monetary_minor")
+    cells = [
+        dict(zip(names, (int(v or 0) for v in row), strict=True)) for row in session.execute(query)
+    ]
+    return rfm.summarise(cells)
+
+
+def history_chart(
+    ctx: UIContext, session: Session, crm: Any, principal: Principal
+) -> dict[str, Any] | None:
+    """Line chart of each segment's size over the last RFM runs (one point per as-of date),
+    over the customers the user may see."""
     runs = list(
         session.execute(
-            select(Run.as_of, Run.summary)
+            select(Run.id, Run.as_of, Run.summary)
             .where(Run.kind == "rfm")
             .order_by(Run.as_of.desc(), Run.id.desc())
             .limit(HISTORY)
         )
     )[::-1]
-    runs = [(as_of, summary) for as_of, summary in runs if summary and "segments" in summary]
+    runs = [
+        (as_of, (visible_summary(session, crm, principal, run_id) or summary))
+        for run_id, as_of, summary in runs
+        if summary and "segments" in summary
+    ]
     if not runs:
         return None
     return {

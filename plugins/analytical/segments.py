@@ -29,12 +29,13 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import ColumnElement, Select, and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from core.customers.models import Customer, CustomerTag
 from core.errors import Conflict, Invalid, StaleVersion
+from core.web.inputs import BODY, MAX_AMOUNT, NOT_BLANK, Whole
 from plugins.analytical.models import ClvScore, CustomerClass, Profit, RfmScore, Segment
 from plugins.analytical.rfm import SEGMENTS
 from plugins.analytical.snapshots import latest_run_id
@@ -69,24 +70,29 @@ def _texts(values: list[str], longest: int, what: str) -> list[str]:
 TextList = Annotated[list[str], Field(min_length=1, max_length=MAX_VALUES)]
 
 
+def _listed(**item: Any) -> Any:
+    """A list criterion's field whose documented schema says what each value must be."""
+    return Field(None, json_schema_extra={"items": item})
+
+
 class Definition(BaseModel):
     """A segment definition: every criterion given must hold; unknown keys are refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
 
-    rfm_segments: TextList | None = None
-    classes: TextList | None = None
-    tiers: TextList | None = None
-    clv_min: int | None = None
-    clv_max: int | None = None
-    tags: TextList | None = None
-    countries: TextList | None = None
-    bought_products: TextList | None = None
-    not_bought_products: TextList | None = None
-    bought_categories: TextList | None = None
-    not_bought_categories: TextList | None = None
-    last_purchase_within_days: int | None = Field(None, ge=1, le=MAX_DAYS)
-    last_purchase_before_days: int | None = Field(None, ge=1, le=MAX_DAYS)
+    rfm_segments: TextList | None = _listed(enum=list(RFM_SEGMENTS))
+    classes: TextList | None = _listed(enum=list(CLASSES))
+    tiers: TextList | None = _listed(enum=list(TIERS))
+    clv_min: Whole | None = Field(None, ge=-MAX_AMOUNT, le=MAX_AMOUNT)
+    clv_max: Whole | None = Field(None, ge=-MAX_AMOUNT, le=MAX_AMOUNT)
+    tags: TextList | None = _listed(maxLength=50, pattern=NOT_BLANK)
+    countries: TextList | None = _listed(pattern=r"^\s*[A-Za-z]{2}\s*$")
+    bought_products: TextList | None = _listed(maxLength=64, pattern=NOT_BLANK)
+    not_bought_products: TextList | None = _listed(maxLength=64, pattern=NOT_BLANK)
+    bought_categories: TextList | None = _listed(maxLength=100, pattern=NOT_BLANK)
+    not_bought_categories: TextList | None = _listed(maxLength=100, pattern=NOT_BLANK)
+    last_purchase_within_days: Whole | None = Field(None, ge=1, le=MAX_DAYS)
+    last_purchase_before_days: Whole | None = Field(None, ge=1, le=MAX_DAYS)
 
     @field_validator("rfm_segments")
     @classmethod

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.customers.exporter import neutralise
 from core.i18n import N_, current_language, format_share
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, ui_principal
 from plugins.analytical import classes, profitability
@@ -113,7 +114,7 @@ def _class_chart(ctx: UIContext, rows: list[dict[str, Any]]) -> dict[str, Any] |
     }
 
 
-@router.get("/value", response_class=HTMLResponse)
+@router.get("/value", response_class=HTMLResponse, openapi_extra=access(READ))
 def value_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Class counts, value tiers, the margin Pareto curve and the top customers by margin."""
     require(principal, READ)
@@ -196,7 +197,7 @@ def _csv_cells(row: Profit, name: str) -> list[str]:
     ]
 
 
-@router.get("/value.csv")
+@router.get("/value.csv", openapi_extra=access(EXPORT))
 def value_csv(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """The latest per-customer profitability as CSV, within the user's record rules."""
     from core import audit

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from core import audit
+from core import records as core_records
 from core.errors import Invalid, NotFoundError, StaleVersion
 from core.i18n import N_
 from core.models import User
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, csrf_check, is_htmx, page, ui_principal
 from plugins.collaborative import followers, messages, records
@@ -36,11 +38,23 @@ FIELD_LABELS = {
     "mentions": N_("Mentions"),
     "record_type": N_("Record type"),
 }
+#: The declarations' template for the read permission of the record type in the path.
+TYPE_READ = "{record_type}"
 STALE_TEXT = N_("Someone changed this message meanwhile; here it is as it is now.")
 
 
 def _not_found(record_type: str, record_id: int) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no {record_type} {record_id}")
+
+
+def _allow(request: Request, principal: Principal, permission: str, record_type: str) -> None:
+    """403 unless the user holds ``permission`` and may read records of ``record_type`` at
+    all; a type no module declares answers 404, as a missing record does."""
+    principal.require(permission)
+    kinds = core_records.record_types(request.app.state.crm)
+    if record_type not in kinds:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no record type {record_type}")
+    principal.require(kinds[record_type].permission)
 
 
 def _problem(ctx: UIContext, exc: Invalid) -> str:
@@ -152,7 +166,11 @@ def _own_message(
         raise NotFoundError(f"message {message_id} not found")
 
 
-@router.get("/chatter/{record_type}/{record_id:int}", response_class=HTMLResponse)
+@router.get(
+    "/chatter/{record_type}/{record_id:int}",
+    response_class=HTMLResponse,
+    openapi_extra=access(READ, all_of=(TYPE_READ,), scoped=True),
+)
 def chatter_panel(
     request: Request,
     record_type: str,
@@ -161,11 +179,15 @@ def chatter_panel(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """The conversation panel of a record (older messages with ``before``)."""
-    principal.require(READ)
+    _allow(request, principal, READ, record_type)
     return _answer(request, principal, record_type, record_id, before=before)
 
 
-@router.post("/chatter/{record_type}/{record_id:int}/messages", response_class=HTMLResponse)
+@router.post(
+    "/chatter/{record_type}/{record_id:int}/messages",
+    response_class=HTMLResponse,
+    openapi_extra=access(CREATE, all_of=(TYPE_READ,), scoped=True),
+)
 def chatter_post(
     request: Request,
     record_type: str,
@@ -176,7 +198,7 @@ def chatter_post(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """Write a note, a comment or a reply."""
-    principal.require(CREATE)
+    _allow(request, principal, CREATE, record_type)
     crm = request.app.state.crm
 
     def change(session: Session) -> messages.Posted:
@@ -197,6 +219,7 @@ def chatter_post(
 @router.post(
     "/chatter/{record_type}/{record_id:int}/messages/{message_id:int}/edit",
     response_class=HTMLResponse,
+    openapi_extra=access(CREATE, all_of=(TYPE_READ,), scoped=True),
 )
 def chatter_edit(
     request: Request,
@@ -208,7 +231,7 @@ def chatter_edit(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """Change a message's body (its author, or a moderator)."""
-    principal.require(CREATE)
+    _allow(request, principal, CREATE, record_type)
     crm = request.app.state.crm
 
     def change(session: Session) -> messages.Posted:
@@ -221,6 +244,7 @@ def chatter_edit(
 @router.post(
     "/chatter/{record_type}/{record_id:int}/messages/{message_id:int}/delete",
     response_class=HTMLResponse,
+    openapi_extra=access(CREATE, all_of=(TYPE_READ,), scoped=True),
 )
 def chatter_delete(
     request: Request,
@@ -230,7 +254,7 @@ def chatter_delete(
     principal: Principal = Depends(ui_principal),
 ) -> Any:
     """Delete a message and its replies (its author, or a moderator)."""
-    principal.require(CREATE)
+    _allow(request, principal, CREATE, record_type)
     crm = request.app.state.crm
 
     def change(session: Session) -> int:
@@ -243,7 +267,7 @@ def chatter_delete(
 def _following(
     request: Request, principal: Principal, record_type: str, record_id: int, follow: bool
 ) -> Any:
-    principal.require(READ)
+    _allow(request, principal, READ, record_type)
     crm = request.app.state.crm
 
     def change(session: Session) -> bool:
@@ -255,7 +279,11 @@ def _following(
     return _change(request, principal, record_type, record_id, change)
 
 
-@router.post("/chatter/{record_type}/{record_id:int}/follow", response_class=HTMLResponse)
+@router.post(
+    "/chatter/{record_type}/{record_id:int}/follow",
+    response_class=HTMLResponse,
+    openapi_extra=access(READ, all_of=(TYPE_READ,), scoped=True),
+)
 def chatter_follow(
     request: Request, record_type: str, record_id: int, principal: Principal = Depends(ui_principal)
 ) -> Any:
@@ -263,7 +291,11 @@ def chatter_follow(
     return _following(request, principal, record_type, record_id, True)
 
 
-@router.post("/chatter/{record_type}/{record_id:int}/unfollow", response_class=HTMLResponse)
+@router.post(
+    "/chatter/{record_type}/{record_id:int}/unfollow",
+    response_class=HTMLResponse,
+    openapi_extra=access(READ, all_of=(TYPE_READ,), scoped=True),
+)
 def chatter_unfollow(
     request: Request, record_type: str, record_id: int, principal: Principal = Depends(ui_principal)
 ) -> Any:

@@ -43,7 +43,6 @@ import threading
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -56,7 +55,7 @@ from sqlalchemy.exc import IntegrityError
 from core import i18n
 from core.db import utcnow
 from core.errors import CrmError
-from core.mail import DeliveryError, Mailer
+from core.mail import DeliveryError, Mailer, recipient
 from core.models import Setting, User
 from core.outbox import Claim, Outbox
 from plugins.collaborative.config import settings
@@ -176,7 +175,7 @@ def _message(crm: Crm, to: tuple[str, str], subject: str, body: str, msgid: str)
     message = EmailMessage()
     message["From"] = crm.settings.mail_from
     name, address = to
-    message["To"] = Address(display_name=name, addr_spec=address)
+    message["To"] = recipient(name, address)
     message["Subject"] = " ".join(subject.split())[:250]
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = msgid

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from core.errors import Invalid, NotFoundError
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission
+from core.web.inputs import Id, Timestamp
 from core.web.problems import invalid
 from plugins.collaborative import feed as service
 
@@ -52,13 +54,18 @@ def _kinds(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
-@router.get("", response_model=FeedOut)
+@router.get(
+    "",
+    response_model=FeedOut,
+    responses={404: {"description": "no customer customer_id the user may see"}},
+    openapi_extra=access("collaborative.feed:read"),
+)
 async def read_feed(
     scope: Literal["mine", "following", "team"] = "mine",
     kinds: list[str] | None = Query(None, description="kinds of entry (repeat or comma-separate)"),
-    before: dt.datetime | None = Query(None, description="entries older than this time"),
+    before: Timestamp | None = Query(None, description="entries older than this time"),
     limit: int = Query(30, ge=1, le=service.MAX_LIMIT),
-    customer_id: int | None = Query(None, ge=1, description="this customer only"),
+    customer_id: Id | None = Query(None, ge=1, description="this customer only"),
     principal: Principal = Depends(require_permission("collaborative.feed:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -88,7 +95,7 @@ async def read_feed(
     )
 
 
-@router.get("/kinds", response_model=list[KindOut])
+@router.get("/kinds", response_model=list[KindOut], openapi_extra=access("collaborative.feed:read"))
 async def feed_kinds(
     principal: Principal = Depends(require_permission("collaborative.feed:read")),
     crm: Crm = Depends(get_crm),

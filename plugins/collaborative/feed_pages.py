@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from core.errors import Invalid, NotFoundError
 from core.i18n import N_
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, csrf_check, page, ui_principal
 from plugins.collaborative import feed
@@ -88,7 +89,7 @@ def _poll_url(filters: _Filters, newest: dt.datetime | None) -> str:
     return "/collaborative/feed/new?" + filters.query(after=newest.isoformat() if newest else None)
 
 
-@router.get("/feed", response_class=HTMLResponse)
+@router.get("/feed", response_class=HTMLResponse, openapi_extra=access(READ))
 def feed_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The feed: what happened with my customers, newest first, filterable."""
     _need(principal)
@@ -115,7 +116,7 @@ def feed_page(request: Request, principal: Principal = Depends(ui_principal)) ->
         )
 
 
-@router.get("/feed/more", response_class=HTMLResponse)
+@router.get("/feed/more", response_class=HTMLResponse, openapi_extra=access(READ))
 def feed_more(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The next page of entries (older than ``before``) and a new "Load more" button."""
     _need(principal)
@@ -135,7 +136,7 @@ def feed_more(request: Request, principal: Principal = Depends(ui_principal)) ->
         )
 
 
-@router.get("/feed/new", response_class=HTMLResponse)
+@router.get("/feed/new", response_class=HTMLResponse, openapi_extra=access(READ))
 def feed_new(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Entries newer than ``after`` (polled every minute), after a new poller."""
     _need(principal)

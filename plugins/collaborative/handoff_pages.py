@@ -23,6 +23,7 @@ from core import records as core_records
 from core.db import utcnow
 from core.errors import Conflict, Invalid, NotFoundError, StaleVersion
 from core.i18n import N_
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import (
     UIContext,
@@ -78,7 +79,7 @@ def _rows_context(
     }
 
 
-@router.get("/handoffs", response_class=HTMLResponse)
+@router.get("/handoffs", response_class=HTMLResponse, openapi_extra=access(READ))
 def handoffs_page(
     request: Request,
     overdue: str = "",
@@ -151,7 +152,11 @@ def _version(value: str) -> int:
     return int(value) if value.strip().isdigit() else 0
 
 
-@router.post("/handoffs/{handoff_id}/accept", response_class=HTMLResponse)
+@router.post(
+    "/handoffs/{handoff_id}/accept",
+    response_class=HTMLResponse,
+    openapi_extra=access(UPDATE, scoped=True),
+)
 def accept(
     request: Request,
     handoff_id: int,
@@ -170,7 +175,11 @@ def accept(
     )
 
 
-@router.post("/handoffs/{handoff_id}/return", response_class=HTMLResponse)
+@router.post(
+    "/handoffs/{handoff_id}/return",
+    response_class=HTMLResponse,
+    openapi_extra=access(UPDATE, scoped=True),
+)
 def return_(
     request: Request,
     handoff_id: int,
@@ -190,7 +199,11 @@ def return_(
     )
 
 
-@router.post("/handoffs/{handoff_id}/cancel", response_class=HTMLResponse)
+@router.post(
+    "/handoffs/{handoff_id}/cancel",
+    response_class=HTMLResponse,
+    openapi_extra=access(CREATE, scoped=True),
+)
 def cancel(
     request: Request,
     handoff_id: int,
@@ -266,7 +279,9 @@ def _deadline(ctx: UIContext, value: str) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=_zone(ctx))
 
 
-@router.post("/handoffs/new", response_class=HTMLResponse)
+@router.post(
+    "/handoffs/new", response_class=HTMLResponse, openapi_extra=access(CREATE, scoped=True)
+)
 def new_handoff(
     request: Request,
     record_type: str = Form(...),

@@ -250,10 +250,12 @@ def may_decide(session: Session, user: SignedIn, handoff: Handoff) -> bool:
 
 
 def _pending(handoff: Handoff, version: int) -> None:
-    if handoff.status != "pending":
-        raise Conflict(f"hand-off {handoff.id} is {handoff.status}, no longer pending")
+    # a decision made from an old version is answered with the current hand-off first, so the
+    # client sees what changed (decided meanwhile, or edited)
     if version != handoff.version:
         raise StaleVersion(handoff)
+    if handoff.status != "pending":
+        raise Conflict(f"hand-off {handoff.id} is {handoff.status}, no longer pending")
 
 
 def _decidable(

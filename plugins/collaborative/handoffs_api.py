@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -20,7 +20,9 @@ from core.db import utcnow
 from core.errors import Conflict, Invalid, NotFoundError, StaleVersion
 from core.runtime import Crm
 from core.web import problems
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import BODY, Id, Timestamp, Version
 from plugins.collaborative import handoffs
 from plugins.collaborative.models import Handoff
 
@@ -36,19 +38,19 @@ class HandoffIn(BaseModel):
     """Hand a record to another team. Without ``deadline`` the team has the configured number
     of hours (``handoff_deadline_hours``) to accept."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     record_type: str = Field(min_length=1, max_length=60)
-    record_id: int = Field(ge=1)
-    to_team_id: int = Field(ge=1)
+    record_id: Id = Field(ge=1)
+    to_team_id: Id = Field(ge=1)
     message: str = Field(min_length=1, max_length=10_000)
-    deadline: dt.datetime | None = None
+    deadline: Timestamp | None = None
 
 
 class DecisionIn(BaseModel):
     """The ``version`` of the hand-off the client read."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    model_config = BODY
+    version: Version = Field(ge=1)
 
 
 class ReturnIn(DecisionIn):
@@ -147,15 +149,15 @@ def _run(crm: Crm, principal: Principal, handoff_id: int | None, change: Callabl
         return _current(crm, principal, handoff_id)
 
 
-@router.get("", response_model=HandoffPage)
+@router.get("", response_model=HandoffPage, openapi_extra=access("collaborative.handoff:read"))
 async def list_handoffs(
     box: Box = "incoming",
     status_: Status | None = Query(None, alias="status"),
     overdue: bool | None = None,
     record_type: str | None = Query(None, max_length=60),
-    record_id: int | None = Query(None, ge=1),
+    record_id: Id | None = Query(None, ge=1),
     limit: int = Query(50, ge=1, le=handoffs.LIST_LIMIT),
-    cursor: int | None = Query(None, ge=1, description="next_cursor of the previous page"),
+    cursor: Id | None = Query(None, ge=1, description="next_cursor of the previous page"),
     principal: Principal = Depends(require_permission("collaborative.handoff:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -179,7 +181,12 @@ async def list_handoffs(
     return HandoffPage(items=outs(crm, session, rows[:limit]), next_cursor=next_cursor)
 
 
-@router.post("", response_model=HandoffOut, status_code=201)
+@router.post(
+    "",
+    response_model=HandoffOut,
+    status_code=201,
+    openapi_extra=access("collaborative.handoff:create", scoped=True),
+)
 def create_handoff(
     body: HandoffIn,
     principal: Principal = Depends(require_permission("collaborative.handoff:create")),
@@ -204,9 +211,13 @@ def create_handoff(
     return _run(crm, principal, None, change)
 
 
-@router.get("/{handoff_id}", response_model=HandoffOut)
+@router.get(
+    "/{handoff_id}",
+    response_model=HandoffOut,
+    openapi_extra=access("collaborative.handoff:read", scoped=True),
+)
 async def read_handoff(
-    handoff_id: int,
+    handoff_id: Id,
     principal: Principal = Depends(require_permission("collaborative.handoff:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -220,9 +231,14 @@ async def read_handoff(
     )
 
 
-@router.post("/{handoff_id}/accept", response_model=HandoffOut, responses=STALE)
+@router.post(
+    "/{handoff_id}/accept",
+    response_model=HandoffOut,
+    responses=STALE,
+    openapi_extra=access("collaborative.handoff:update", scoped=True),
+)
 def accept_handoff(
-    handoff_id: int,
+    handoff_id: Id,
     body: DecisionIn,
     principal: Principal = Depends(require_permission("collaborative.handoff:update")),
     session: Session = Depends(write_session),
@@ -237,9 +253,14 @@ def accept_handoff(
     return _run(crm, principal, handoff_id, change)
 
 
-@router.post("/{handoff_id}/return", response_model=HandoffOut, responses=STALE)
+@router.post(
+    "/{handoff_id}/return",
+    response_model=HandoffOut,
+    responses=STALE,
+    openapi_extra=access("collaborative.handoff:update", scoped=True),
+)
 def return_handoff(
-    handoff_id: int,
+    handoff_id: Id,
     body: ReturnIn,
     principal: Principal = Depends(require_permission("collaborative.handoff:update")),
     session: Session = Depends(write_session),
@@ -254,9 +275,14 @@ def return_handoff(
     return _run(crm, principal, handoff_id, change)
 
 
-@router.post("/{handoff_id}/cancel", response_model=HandoffOut, responses=STALE)
+@router.post(
+    "/{handoff_id}/cancel",
+    response_model=HandoffOut,
+    responses=STALE,
+    openapi_extra=access("collaborative.handoff:create", scoped=True),
+)
 def cancel_handoff(
-    handoff_id: int,
+    handoff_id: Id,
     body: DecisionIn,
     principal: Principal = Depends(require_permission("collaborative.handoff:create")),
     session: Session = Depends(write_session),

@@ -8,17 +8,20 @@ query synchronously (see ``core.web.deps``); routes that write are plain ``def``
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from core.errors import Invalid, NotFoundError
 from core.runtime import Crm
 from core.web import problems
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import BODY, Id
 from plugins.collaborative import inbox
+from plugins.collaborative.models import EMAIL_CHOICES
 
 router = APIRouter(tags=["collaborative: notifications"])
 READ = "collaborative.notification:read"
@@ -72,19 +75,19 @@ class PreferencesOut(BaseModel):
 class PreferencesIn(BaseModel):
     """New preferences; a field left out keeps its value."""
 
-    model_config = ConfigDict(extra="forbid")
-    in_app: Any = None
-    email: Any = None
+    model_config = BODY
+    in_app: bool | None = None
+    email: Literal[*EMAIL_CHOICES] | None = None
 
 
 def _out(item: inbox.Item) -> NotificationOut:
     return NotificationOut(**item.as_dict())
 
 
-@router.get("/notifications", response_model=NotificationPage)
+@router.get("/notifications", response_model=NotificationPage, openapi_extra=access(READ))
 async def list_notifications(
     unread: bool = Query(False, description="only unread notifications"),
-    before: int | None = Query(None, ge=1, description="only ids below this (the next page)"),
+    before: Id | None = Query(None, ge=1, description="only ids below this (the next page)"),
     limit: int = Query(50, ge=1, le=inbox.MAX_LIMIT),
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
@@ -100,7 +103,7 @@ async def list_notifications(
     )
 
 
-@router.get("/notifications/count", response_model=CountOut)
+@router.get("/notifications/count", response_model=CountOut, openapi_extra=access(READ))
 async def count_unread(
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
@@ -110,7 +113,7 @@ async def count_unread(
     return CountOut(count=inbox.unread_count(crm, session, principal.user))
 
 
-@router.post("/notifications/read-all", response_model=MarkedOut)
+@router.post("/notifications/read-all", response_model=MarkedOut, openapi_extra=access(READ))
 def read_all(
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(write_session),
@@ -124,9 +127,10 @@ def read_all(
     "/notifications/{notification_id}/read",
     response_model=NotificationOut,
     responses={404: {"description": "no such notification of yours"}},
+    openapi_extra=access(READ, scoped=True),
 )
 def read_one(
-    notification_id: int,
+    notification_id: Id,
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
@@ -140,7 +144,7 @@ def read_one(
     return _out(inbox.get(crm, session, principal.user, notification_id))
 
 
-@router.get("/preferences", response_model=PreferencesOut)
+@router.get("/preferences", response_model=PreferencesOut, openapi_extra=access(READ))
 async def get_preferences(
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
@@ -149,7 +153,7 @@ async def get_preferences(
     return PreferencesOut(**inbox.get_preferences(session, principal.user.id))
 
 
-@router.put("/preferences", response_model=PreferencesOut)
+@router.put("/preferences", response_model=PreferencesOut, openapi_extra=access(READ))
 def put_preferences(
     body: PreferencesIn,
     principal: Principal = Depends(require_permission(READ)),

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.errors import Invalid, NotFoundError
 from core.i18n import N_
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import (
     UIContext,
@@ -68,7 +69,7 @@ def _listing(
     }
 
 
-@router.get("/inbox", response_class=HTMLResponse)
+@router.get("/inbox", response_class=HTMLResponse, openapi_extra=access(READ))
 def inbox_page(
     request: Request,
     unread: bool = Query(False),
@@ -86,7 +87,7 @@ def inbox_page(
     )
 
 
-@router.get("/inbox/list", response_class=HTMLResponse)
+@router.get("/inbox/list", response_class=HTMLResponse, openapi_extra=access(READ))
 def inbox_list(
     request: Request,
     unread: bool = Query(False),
@@ -98,7 +99,7 @@ def inbox_list(
     return page(ctx, "collaborative/inbox_list.html", **_listing(request, principal, unread, None))
 
 
-@router.post("/inbox/read-all", response_class=HTMLResponse)
+@router.post("/inbox/read-all", response_class=HTMLResponse, openapi_extra=access(READ))
 def inbox_read_all(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Mark everything read; htmx gets the refreshed list, a plain form a redirect."""
     _require(principal)
@@ -111,7 +112,11 @@ def inbox_read_all(request: Request, principal: Principal = Depends(ui_principal
     return page(ctx, "collaborative/inbox_list.html", **_listing(request, principal, False, None))
 
 
-@router.post("/inbox/{notification_id}/read", response_class=HTMLResponse)
+@router.post(
+    "/inbox/{notification_id}/read",
+    response_class=HTMLResponse,
+    openapi_extra=access(READ, scoped=True),
+)
 def inbox_read_one(
     request: Request, notification_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -153,7 +158,7 @@ def _preferences_page(
     )
 
 
-@router.get("/preferences", response_class=HTMLResponse)
+@router.get("/preferences", response_class=HTMLResponse, openapi_extra=access(READ))
 def preferences_page(
     request: Request, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -164,7 +169,7 @@ def preferences_page(
     return _preferences_page(request, principal, chosen)
 
 
-@router.post("/preferences", response_class=HTMLResponse)
+@router.post("/preferences", response_class=HTMLResponse, openapi_extra=access(READ))
 def save_preferences(
     request: Request,
     in_app: str | None = Form(None),

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -20,7 +20,9 @@ from sqlalchemy.orm.exc import StaleDataError
 from core.errors import Invalid, NotFoundError, StaleVersion
 from core.models import User
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import BODY, MAX_ID, NOT_BLANK, Id, Version
 from core.web.problems import invalid, stale
 from plugins.collaborative import followers, messages, records
 from plugins.collaborative.models import Follower, Message
@@ -39,21 +41,21 @@ class MessageIn(BaseModel):
     more as ``"user:5"`` or ``"team:2"``. ``parent_id`` makes it a reply to a top-level message.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     record_type: str = Field(min_length=1, max_length=60)
-    record_id: int = Field(ge=1)
-    body: str = Field(max_length=100_000)
+    record_id: Id = Field(ge=1)
+    body: str = Field(max_length=100_000, pattern=NOT_BLANK)
     kind: Literal["note", "comment"] = "comment"
-    parent_id: int | None = Field(None, ge=1)
+    parent_id: Id | None = Field(None, ge=1)
     mentions: list[str] = Field(default_factory=list, max_length=messages.MAX_MENTIONS)
 
 
 class MessagePatch(BaseModel):
     """A new body, and the ``version`` the client read (409 when it is no longer current)."""
 
-    model_config = ConfigDict(extra="forbid")
-    body: str = Field(max_length=100_000)
-    version: int = Field(ge=1)
+    model_config = BODY
+    body: str = Field(max_length=100_000, pattern=NOT_BLANK)
+    version: Version = Field(ge=1)
 
 
 class MessageOut(BaseModel):
@@ -174,11 +176,11 @@ def _stale_answer(crm: Crm, principal: Principal, message_id: int) -> JSONRespon
         return stale("message", message_id, _one(fresh, current))
 
 
-@router.get("/messages", response_model=ThreadOut)
+@router.get("/messages", response_model=ThreadOut, openapi_extra=access(READ, scoped=True))
 async def list_messages(
     record_type: str = Query(min_length=1, max_length=60),
-    record_id: int = Query(ge=1),
-    before: int | None = Query(None, ge=1, description="the next_before of the previous page"),
+    record_id: Id = Query(ge=1, le=MAX_ID),
+    before: Id | None = Query(None, ge=1, description="the next_before of the previous page"),
     limit: int = Query(50, ge=1, le=200),
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
@@ -201,7 +203,12 @@ async def list_messages(
     return ThreadOut(items=tops, next_before=found.next_before)
 
 
-@router.post("/messages", response_model=PostedOut, status_code=201)
+@router.post(
+    "/messages",
+    response_model=PostedOut,
+    status_code=201,
+    openapi_extra=access(CREATE, scoped=True),
+)
 def create_message(
     body: MessageIn,
     principal: Principal = Depends(require_permission(CREATE)),
@@ -231,9 +238,11 @@ def create_message(
     return _posted(session, posted)
 
 
-@router.get("/messages/{message_id}", response_model=MessageOut)
+@router.get(
+    "/messages/{message_id}", response_model=MessageOut, openapi_extra=access(READ, scoped=True)
+)
 async def read_message(
-    message_id: int,
+    message_id: Id,
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -245,9 +254,14 @@ async def read_message(
         raise _not_found(exc) from None
 
 
-@router.patch("/messages/{message_id}", response_model=PostedOut, responses=STALE)
+@router.patch(
+    "/messages/{message_id}",
+    response_model=PostedOut,
+    responses=STALE,
+    openapi_extra=access(CREATE, scoped=True),
+)
 def update_message(
-    message_id: int,
+    message_id: Id,
     body: MessagePatch,
     principal: Principal = Depends(require_permission(CREATE)),
     session: Session = Depends(write_session),
@@ -272,9 +286,9 @@ def update_message(
     return _posted(session, posted)
 
 
-@router.delete("/messages/{message_id}", status_code=204)
+@router.delete("/messages/{message_id}", status_code=204, openapi_extra=access(CREATE, scoped=True))
 def delete_message(
-    message_id: int,
+    message_id: Id,
     principal: Principal = Depends(require_permission(CREATE)),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
@@ -289,7 +303,7 @@ def delete_message(
     return Response(status_code=204)
 
 
-@router.get("/mentionables", response_model=list[MentionableOut])
+@router.get("/mentionables", response_model=list[MentionableOut], openapi_extra=access(CREATE))
 async def list_mentionables(
     q: str = Query("", max_length=100),
     limit: int = Query(10, ge=1, le=50),
@@ -333,10 +347,10 @@ def _require_record(
         raise _not_found(exc) from None
 
 
-@router.get("/followers", response_model=FollowersOut)
+@router.get("/followers", response_model=FollowersOut, openapi_extra=access(READ, scoped=True))
 async def list_followers(
     record_type: str = Query(min_length=1, max_length=60),
-    record_id: int = Query(ge=1),
+    record_id: Id = Query(ge=1, le=MAX_ID),
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -346,10 +360,10 @@ async def list_followers(
     return _followers(session, principal, record_type, record_id)
 
 
-@router.put("/followers", response_model=FollowersOut)
+@router.put("/followers", response_model=FollowersOut, openapi_extra=access(READ, scoped=True))
 def follow_record(
     record_type: str = Query(min_length=1, max_length=60),
-    record_id: int = Query(ge=1),
+    record_id: Id = Query(ge=1, le=MAX_ID),
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
@@ -361,10 +375,10 @@ def follow_record(
     return _followers(session, principal, record_type, record_id)
 
 
-@router.delete("/followers", response_model=FollowersOut)
+@router.delete("/followers", response_model=FollowersOut, openapi_extra=access(READ, scoped=True))
 def unfollow_record(
     record_type: str = Query(min_length=1, max_length=60),
-    record_id: int = Query(ge=1),
+    record_id: Id = Query(ge=1, le=MAX_ID),
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),

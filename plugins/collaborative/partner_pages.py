@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from core import audit
 from core.errors import Conflict, Invalid, NotFoundError
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, csrf_check, is_htmx, page, ui_principal
 from plugins.collaborative import partner_views, partners
@@ -73,7 +74,11 @@ def _run(
 # --- links -------------------------------------------------------------------------------------
 
 
-@router.post("/partners/links", response_class=HTMLResponse)
+@router.post(
+    "/partners/links",
+    response_class=HTMLResponse,
+    openapi_extra=access(partner_views.UPDATE, scoped=True),
+)
 async def add_link(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Link a partner to a customer (from the customer's "Partners" panel)."""
     principal.require(partner_views.UPDATE)
@@ -106,7 +111,11 @@ async def add_link(request: Request, principal: Principal = Depends(ui_principal
     )
 
 
-@router.post("/partners/{partner_id:int}/links/{link_id:int}/delete", response_class=HTMLResponse)
+@router.post(
+    "/partners/{partner_id:int}/links/{link_id:int}/delete",
+    response_class=HTMLResponse,
+    openapi_extra=access(partner_views.UPDATE, scoped=True),
+)
 async def remove_link(
     request: Request, partner_id: int, link_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -140,7 +149,11 @@ def _contacts_panel(partner_id: int) -> Any:
     return panel
 
 
-@router.post("/partners/{partner_id:int}/contacts", response_class=HTMLResponse)
+@router.post(
+    "/partners/{partner_id:int}/contacts",
+    response_class=HTMLResponse,
+    openapi_extra=access(partner_views.UPDATE),
+)
 async def add_contact(
     request: Request, partner_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -159,7 +172,9 @@ async def add_contact(
 
 
 @router.post(
-    "/partners/{partner_id:int}/contacts/{contact_id:int}/delete", response_class=HTMLResponse
+    "/partners/{partner_id:int}/contacts/{contact_id:int}/delete",
+    response_class=HTMLResponse,
+    openapi_extra=access(partner_views.UPDATE),
 )
 async def remove_contact(
     request: Request, partner_id: int, contact_id: int, principal: Principal = Depends(ui_principal)
@@ -177,7 +192,9 @@ async def remove_contact(
 
 
 @router.post(
-    "/partners/{partner_id:int}/contacts/{contact_id:int}/invite", response_class=HTMLResponse
+    "/partners/{partner_id:int}/contacts/{contact_id:int}/invite",
+    response_class=HTMLResponse,
+    openapi_extra=access(partner_views.SHARE),
 )
 async def invite_contact(
     request: Request, partner_id: int, contact_id: int, principal: Principal = Depends(ui_principal)
@@ -225,7 +242,9 @@ async def _share_form(request: Request) -> tuple[int, int | None, str]:
     return customer_id, _int(form.get("user_id")), form.get("note", "")
 
 
-@router.post("/shares", response_class=HTMLResponse)
+@router.post(
+    "/shares", response_class=HTMLResponse, openapi_extra=access(partner_views.SHARE, scoped=True)
+)
 async def share(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Share a customer with a partner contact (from the customer's "Shared with" panel)."""
     principal.require(partner_views.SHARE)
@@ -241,7 +260,11 @@ async def share(request: Request, principal: Principal = Depends(ui_principal)) 
     )
 
 
-@router.post("/shares/delete", response_class=HTMLResponse)
+@router.post(
+    "/shares/delete",
+    response_class=HTMLResponse,
+    openapi_extra=access(partner_views.SHARE, scoped=True),
+)
 async def unshare(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Stop sharing a customer with a partner contact."""
     principal.require(partner_views.SHARE)

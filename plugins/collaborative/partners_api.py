@@ -11,11 +11,11 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -23,13 +23,23 @@ from core import audit
 from core.customers.exporter import neutralise
 from core.errors import Conflict, Invalid, NotFoundError
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import BODY, MAX_ID, NOT_BLANK, Id, Version
 from core.web.problems import conflict, guarded, invalid, stale
 from plugins.collaborative import partners
-from plugins.collaborative.models import Partner, PartnerContact, PartnerLink, Share
+from plugins.collaborative.models import (
+    PARTNER_KINDS,
+    Partner,
+    PartnerContact,
+    PartnerLink,
+    Share,
+)
 
 T = TypeVar("T")
 router = APIRouter(tags=["collaborative: partners"])
+
+PartnerKind = Literal[*PARTNER_KINDS]
 
 READ = "collaborative.partner:read"
 CREATE = "collaborative.partner:create"
@@ -44,9 +54,9 @@ class PartnerIn(BaseModel):
     """A new partner; ``kind`` is one of supplier, distributor, reseller, referral,
     service_provider. E-mail and phone are normalised (the phone read in the CRM's region)."""
 
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(max_length=200)
-    kind: str = Field(max_length=40)
+    model_config = BODY
+    name: str = Field(max_length=200, pattern=NOT_BLANK)
+    kind: PartnerKind
     email: str | None = Field(None, max_length=254)
     phone: str | None = Field(None, max_length=40)
     website: str | None = Field(None, max_length=300)
@@ -55,12 +65,13 @@ class PartnerIn(BaseModel):
 
 
 class PartnerPatch(BaseModel):
-    """Changes to a partner; ``version`` is the version the client read."""
+    """Changes to a partner; ``version`` is the version the client read. A field left out keeps
+    its value; ``name`` and ``kind`` cannot be null."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
-    name: str | None = Field(None, max_length=200)
-    kind: str | None = Field(None, max_length=40)
+    model_config = BODY
+    version: Version = Field(ge=1)
+    name: str = Field(None, max_length=200, pattern=NOT_BLANK)
+    kind: PartnerKind = None
     email: str | None = Field(None, max_length=254)
     phone: str | None = Field(None, max_length=40)
     website: str | None = Field(None, max_length=300)
@@ -93,7 +104,7 @@ class PartnerPage(BaseModel):
 class ContactIn(BaseModel):
     """A person at a partner."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     name: str = Field(max_length=200)
     email: str | None = Field(None, max_length=254)
     phone: str | None = Field(None, max_length=40)
@@ -101,10 +112,10 @@ class ContactIn(BaseModel):
 
 
 class ContactPatch(BaseModel):
-    """Changes to a contact (an invited contact keeps their e-mail)."""
+    """Changes to a contact (an invited contact keeps their e-mail); ``name`` cannot be null."""
 
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, max_length=200)
+    model_config = BODY
+    name: str = Field(None, max_length=200, pattern=NOT_BLANK)
     email: str | None = Field(None, max_length=254)
     phone: str | None = Field(None, max_length=40)
     position: str | None = Field(None, max_length=100)
@@ -133,9 +144,9 @@ class InvitationOut(BaseModel):
 class LinkIn(BaseModel):
     """The partner's part in a customer or (with the operational module) an opportunity."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     record_type: str = Field("customer", max_length=60)
-    record_id: int = Field(ge=1)
+    record_id: Id = Field(ge=1)
     relation: str = Field(max_length=20)
     note: str = Field("", max_length=2000)
 
@@ -158,9 +169,9 @@ class LinkOut(BaseModel):
 class ShareIn(BaseModel):
     """Share a customer with a partner contact's sign-in."""
 
-    model_config = ConfigDict(extra="forbid")
-    customer_id: int = Field(ge=1)
-    user_id: int = Field(ge=1)
+    model_config = BODY
+    customer_id: Id = Field(ge=1)
+    user_id: Id = Field(ge=1)
     note: str = Field("", max_length=2000)
 
 
@@ -251,7 +262,7 @@ def _matching(q: str | None, kind: str | None) -> list[Any]:
 # --- partners ----------------------------------------------------------------------------------
 
 
-@router.get("/partners", response_model=PartnerPage)
+@router.get("/partners", response_model=PartnerPage, openapi_extra=access(READ))
 async def list_partners(
     q: str | None = Query(None, max_length=200, description="part of the name"),
     kind: str | None = Query(None, max_length=40),
@@ -276,7 +287,12 @@ async def list_partners(
     return PartnerPage(items=[_out(p) for p in rows], total=total)
 
 
-@router.get("/partners/export.csv")
+@router.get(
+    "/partners/export.csv",
+    response_class=StreamingResponse,
+    responses={200: {"description": "The partners as CSV", "content": {"text/csv": {}}}},
+    openapi_extra=access(EXPORT),
+)
 def export_partners(
     request: Request,
     q: str | None = Query(None, max_length=200),
@@ -315,7 +331,7 @@ def export_partners(
     )
 
 
-@router.post("/partners", response_model=PartnerOut, status_code=201)
+@router.post("/partners", response_model=PartnerOut, status_code=201, openapi_extra=access(CREATE))
 def create_partner(
     body: PartnerIn,
     _: Principal = Depends(require_permission(CREATE)),
@@ -326,9 +342,9 @@ def create_partner(
     return _run(lambda: _out(partners.create_partner(session, body.model_dump(), _region(crm))))
 
 
-@router.get("/partners/{partner_id}", response_model=PartnerOut)
+@router.get("/partners/{partner_id:int}", response_model=PartnerOut, openapi_extra=access(READ))
 async def read_partner(
-    partner_id: int,
+    partner_id: Id,
     _: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
 ) -> PartnerOut:
@@ -341,9 +357,14 @@ def _reloaded(crm: Crm, partner_id: int) -> Any:
         return stale("partner", partner_id, _out(_partner(fresh, partner_id)))
 
 
-@router.patch("/partners/{partner_id}", response_model=PartnerOut, responses=STALE)
+@router.patch(
+    "/partners/{partner_id:int}",
+    response_model=PartnerOut,
+    responses=STALE,
+    openapi_extra=access(UPDATE),
+)
 def update_partner(
-    partner_id: int,
+    partner_id: Id,
     body: PartnerPatch,
     _: Principal = Depends(require_permission(UPDATE)),
     session: Session = Depends(write_session),
@@ -360,9 +381,9 @@ def update_partner(
     return _run(lambda: guarded(change, lambda: _reloaded(crm, partner_id)))
 
 
-@router.delete("/partners/{partner_id}", status_code=204)
+@router.delete("/partners/{partner_id:int}", status_code=204, openapi_extra=access(UPDATE))
 def delete_partner(
-    partner_id: int,
+    partner_id: Id,
     _: Principal = Depends(require_permission(UPDATE)),
     session: Session = Depends(write_session),
 ) -> Response:
@@ -375,9 +396,11 @@ def delete_partner(
 # --- contacts ----------------------------------------------------------------------------------
 
 
-@router.get("/partners/{partner_id}/contacts", response_model=list[ContactOut])
+@router.get(
+    "/partners/{partner_id}/contacts", response_model=list[ContactOut], openapi_extra=access(READ)
+)
 async def list_contacts(
-    partner_id: int,
+    partner_id: Id,
     _: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
 ) -> list[ContactOut]:
@@ -386,9 +409,14 @@ async def list_contacts(
     return [_contact_out(c) for c in partners.contacts_of(session, partner_id)]
 
 
-@router.post("/partners/{partner_id}/contacts", response_model=ContactOut, status_code=201)
+@router.post(
+    "/partners/{partner_id}/contacts",
+    response_model=ContactOut,
+    status_code=201,
+    openapi_extra=access(UPDATE),
+)
 def add_contact(
-    partner_id: int,
+    partner_id: Id,
     body: ContactIn,
     _: Principal = Depends(require_permission(UPDATE)),
     session: Session = Depends(write_session),
@@ -403,10 +431,14 @@ def add_contact(
     )
 
 
-@router.patch("/partners/{partner_id}/contacts/{contact_id}", response_model=ContactOut)
+@router.patch(
+    "/partners/{partner_id}/contacts/{contact_id}",
+    response_model=ContactOut,
+    openapi_extra=access(UPDATE),
+)
 def update_contact(
-    partner_id: int,
-    contact_id: int,
+    partner_id: Id,
+    contact_id: Id,
     body: ContactPatch,
     _: Principal = Depends(require_permission(UPDATE)),
     session: Session = Depends(write_session),
@@ -420,10 +452,12 @@ def update_contact(
     )
 
 
-@router.delete("/partners/{partner_id}/contacts/{contact_id}", status_code=204)
+@router.delete(
+    "/partners/{partner_id}/contacts/{contact_id}", status_code=204, openapi_extra=access(UPDATE)
+)
 def remove_contact(
-    partner_id: int,
-    contact_id: int,
+    partner_id: Id,
+    contact_id: Id,
     _: Principal = Depends(require_permission(UPDATE)),
     session: Session = Depends(write_session),
 ) -> Response:
@@ -436,10 +470,11 @@ def remove_contact(
     "/partners/{partner_id}/contacts/{contact_id}/invite",
     response_model=InvitationOut,
     status_code=201,
+    openapi_extra=access(SHARE),
 )
 def invite_contact(
-    partner_id: int,
-    contact_id: int,
+    partner_id: Id,
+    contact_id: Id,
     response: Response,
     _: Principal = Depends(require_permission(SHARE)),
     session: Session = Depends(write_session),
@@ -459,9 +494,11 @@ def invite_contact(
 # --- links -------------------------------------------------------------------------------------
 
 
-@router.get("/partners/{partner_id}/links", response_model=list[LinkOut])
+@router.get(
+    "/partners/{partner_id}/links", response_model=list[LinkOut], openapi_extra=access(READ)
+)
 async def partner_links(
-    partner_id: int,
+    partner_id: Id,
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -472,9 +509,14 @@ async def partner_links(
     return _links_out(crm, session, [(link, partner) for link in rows])
 
 
-@router.post("/partners/{partner_id}/links", response_model=LinkOut, status_code=201)
+@router.post(
+    "/partners/{partner_id}/links",
+    response_model=LinkOut,
+    status_code=201,
+    openapi_extra=access(UPDATE, scoped=True),
+)
 def add_link(
-    partner_id: int,
+    partner_id: Id,
     body: LinkIn,
     principal: Principal = Depends(require_permission(UPDATE)),
     session: Session = Depends(write_session),
@@ -503,10 +545,14 @@ def add_link(
     return _run(change)
 
 
-@router.delete("/partners/{partner_id}/links/{link_id}", status_code=204)
+@router.delete(
+    "/partners/{partner_id}/links/{link_id}",
+    status_code=204,
+    openapi_extra=access(UPDATE, scoped=True),
+)
 def remove_link(
-    partner_id: int,
-    link_id: int,
+    partner_id: Id,
+    link_id: Id,
     principal: Principal = Depends(require_permission(UPDATE)),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
@@ -517,10 +563,10 @@ def remove_link(
     return Response(status_code=204)
 
 
-@router.get("/links", response_model=list[LinkOut])
+@router.get("/links", response_model=list[LinkOut], openapi_extra=access(READ, scoped=True))
 async def record_links(
     record_type: str = Query(max_length=60),
-    record_id: int = Query(ge=1),
+    record_id: Id = Query(ge=1, le=MAX_ID),
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -547,9 +593,9 @@ def _share_out(share: Share, user: Any) -> ShareOut:
     )
 
 
-@router.get("/shares", response_model=list[ShareOut])
+@router.get("/shares", response_model=list[ShareOut], openapi_extra=access(SHARE, scoped=True))
 async def list_shares(
-    customer_id: int = Query(ge=1),
+    customer_id: Id = Query(ge=1, le=MAX_ID),
     principal: Principal = Depends(require_permission(SHARE)),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -559,7 +605,9 @@ async def list_shares(
     return [_share_out(share, user) for share, user in rows]
 
 
-@router.post("/shares", response_model=ShareOut, status_code=201)
+@router.post(
+    "/shares", response_model=ShareOut, status_code=201, openapi_extra=access(SHARE, scoped=True)
+)
 def add_share(
     body: ShareIn,
     principal: Principal = Depends(require_permission(SHARE)),
@@ -580,10 +628,10 @@ def add_share(
     return _run(change)
 
 
-@router.delete("/shares", status_code=204)
+@router.delete("/shares", status_code=204, openapi_extra=access(SHARE, scoped=True))
 def remove_share(
-    customer_id: int = Query(ge=1),
-    user_id: int = Query(ge=1),
+    customer_id: Id = Query(ge=1, le=MAX_ID),
+    user_id: Id = Query(ge=1, le=MAX_ID),
     principal: Principal = Depends(require_permission(SHARE)),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),

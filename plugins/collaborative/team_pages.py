@@ -14,6 +14,7 @@ from core import audit
 from core.errors import Invalid, NotFoundError
 from core.i18n import N_
 from core.models import User
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import (
     UIContext,
@@ -34,7 +35,7 @@ MANAGE = "collaborative.team:manage"
 PAGE = "/collaborative/teams"
 
 
-@router.get("/teams", response_class=HTMLResponse)
+@router.get("/teams", response_class=HTMLResponse, openapi_extra=access(READ))
 def teams_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Departments with their kind, lead and members; forms for managers."""
     principal.require(READ)
@@ -74,7 +75,7 @@ def _user(value: str) -> int | None:
     return int(value) if value.strip().isdigit() else None
 
 
-@router.post("/teams/{team_id}", response_class=HTMLResponse)
+@router.post("/teams/{team_id}", response_class=HTMLResponse, openapi_extra=access(MANAGE))
 def update_team(
     request: Request,
     team_id: int,
@@ -94,7 +95,7 @@ def update_team(
     )
 
 
-@router.post("/teams/{team_id}/members", response_class=HTMLResponse)
+@router.post("/teams/{team_id}/members", response_class=HTMLResponse, openapi_extra=access(MANAGE))
 def add_member(
     request: Request,
     team_id: int,
@@ -111,7 +112,11 @@ def add_member(
     )
 
 
-@router.post("/teams/{team_id}/members/{user_id}/remove", response_class=HTMLResponse)
+@router.post(
+    "/teams/{team_id}/members/{user_id}/remove",
+    response_class=HTMLResponse,
+    openapi_extra=access(MANAGE),
+)
 def remove_member(
     request: Request,
     team_id: int,

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,9 @@ from core import records
 from core.errors import Invalid, NotFoundError
 from core.runtime import Crm
 from core.web import problems
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import BODY, Id
 from plugins.collaborative import departments
 from plugins.collaborative.models import AccountTeam
 
@@ -55,25 +57,25 @@ class TeamOut(BaseModel):
 class TeamIn(BaseModel):
     """A department's kind (one of ``team_kinds``), lead (``null``: none) and description."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     kind: str = Field(min_length=1, max_length=20)
-    lead_id: int | None = Field(None, ge=1)
+    lead_id: Id | None = Field(None, ge=1)
     description: str = Field("", max_length=departments.MAX_DESCRIPTION_LENGTH)
 
 
 class MemberIn(BaseModel):
     """A user to add to the team, with their role there."""
 
-    model_config = ConfigDict(extra="forbid")
-    user_id: int = Field(ge=1)
+    model_config = BODY
+    user_id: Id = Field(ge=1)
     role: str = Field(departments.DEFAULT_ROLE, min_length=1, max_length=60)
 
 
 class AccountTeamIn(BaseModel):
     """The team to make responsible for the customer."""
 
-    model_config = ConfigDict(extra="forbid")
-    team_id: int = Field(ge=1)
+    model_config = BODY
+    team_id: Id = Field(ge=1)
 
 
 class AccountTeamOut(BaseModel):
@@ -102,7 +104,7 @@ def _changing(call: Any) -> Any:
         raise problems.invalid(exc.errors) from None
 
 
-@router.get("/teams", response_model=list[TeamOut])
+@router.get("/teams", response_model=list[TeamOut], openapi_extra=access(READ))
 async def list_teams(
     _: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
@@ -111,9 +113,9 @@ async def list_teams(
     return departments.list_teams(session)
 
 
-@router.get("/teams/{team_id}", response_model=TeamOut)
+@router.get("/teams/{team_id}", response_model=TeamOut, openapi_extra=access(READ))
 async def read_team(
-    team_id: int,
+    team_id: Id,
     _: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
 ) -> dict[str, Any]:
@@ -121,9 +123,9 @@ async def read_team(
     return _team(session, team_id)
 
 
-@router.put("/teams/{team_id}", response_model=TeamOut)
+@router.put("/teams/{team_id}", response_model=TeamOut, openapi_extra=access(MANAGE))
 def update_team(
-    team_id: int,
+    team_id: Id,
     body: TeamIn,
     _: Principal = Depends(require_permission(MANAGE)),
     session: Session = Depends(write_session),
@@ -138,9 +140,14 @@ def update_team(
     return _team(session, team_id)
 
 
-@router.post("/teams/{team_id}/members", response_model=TeamOut, status_code=201)
+@router.post(
+    "/teams/{team_id}/members",
+    response_model=TeamOut,
+    status_code=201,
+    openapi_extra=access(MANAGE),
+)
 def add_member(
-    team_id: int,
+    team_id: Id,
     body: MemberIn,
     _: Principal = Depends(require_permission(MANAGE)),
     session: Session = Depends(write_session),
@@ -150,10 +157,10 @@ def add_member(
     return _team(session, team_id)
 
 
-@router.delete("/teams/{team_id}/members/{user_id}", status_code=204)
+@router.delete("/teams/{team_id}/members/{user_id}", status_code=204, openapi_extra=access(MANAGE))
 def remove_member(
-    team_id: int,
-    user_id: int,
+    team_id: Id,
+    user_id: Id,
     _: Principal = Depends(require_permission(MANAGE)),
     session: Session = Depends(write_session),
 ) -> Response:
@@ -183,9 +190,13 @@ def _account_out(session: Session, customer_id: int) -> AccountTeamOut:
     )
 
 
-@router.get("/account-teams/{customer_id}", response_model=AccountTeamOut)
+@router.get(
+    "/account-teams/{customer_id}",
+    response_model=AccountTeamOut,
+    openapi_extra=access("customer:read", scoped=True),
+)
 async def read_account_team(
-    customer_id: int,
+    customer_id: Id,
     principal: Principal = Depends(require_permission("customer:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -195,9 +206,13 @@ async def read_account_team(
     return _account_out(session, customer_id)
 
 
-@router.put("/account-teams/{customer_id}", response_model=AccountTeamOut)
+@router.put(
+    "/account-teams/{customer_id}",
+    response_model=AccountTeamOut,
+    openapi_extra=access("collaborative.account_team:update", scoped=True),
+)
 def set_account_team(
-    customer_id: int,
+    customer_id: Id,
     body: AccountTeamIn,
     principal: Principal = Depends(require_permission("collaborative.account_team:update")),
     session: Session = Depends(write_session),

@@ -37,7 +37,6 @@ import re
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import TYPE_CHECKING, Any
@@ -53,7 +52,7 @@ from core.customers import identify, listing
 from core.customers.models import KINDS, Customer, CustomerIdentity
 from core.db import utcnow
 from core.errors import Conflict, CrmError, Invalid, StaleVersion
-from core.mail import DeliveryError, Mailer
+from core.mail import DeliveryError, Mailer, recipient
 from core.normalize import IdentityError, normalise_email
 from core.outbox import Claim, Outbox
 from plugins.operational import interactions
@@ -988,7 +987,7 @@ def build_message(
     """The plain-text mail: From, To, Subject, Date, Message-ID and List-Unsubscribe."""
     message = EmailMessage()
     message["From"] = crm.settings.mail_from
-    message["To"] = Address(display_name=claim.context["display_name"], addr_spec=claim.email)
+    message["To"] = recipient(claim.context["display_name"], claim.email)
     message["Subject"] = subject
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = claim.message_id

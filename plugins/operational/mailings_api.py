@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile, status
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session
 from core import records
 from core.customers.models import Customer
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import BODY, MAX_ID, NOT_BLANK, AwareTimestamp, Id, Version
 from core.web.problems import conflict, guarded, invalid, stale
 from plugins.operational import mailings
 from plugins.operational.models import Mailing, MailingRecipient, MailTemplate
@@ -43,7 +45,7 @@ RecipientStatus = Literal["queued", "sent", "failed", "replied", "unsubscribed"]
 class TemplateIn(BaseModel):
     """A new template: Jinja2 (sandboxed) with the customer's fields; see ``fields``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     name: str = Field(min_length=1, max_length=100)
     subject: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=100_000)
@@ -52,8 +54,8 @@ class TemplateIn(BaseModel):
 class TemplatePatch(BaseModel):
     """Changes to a template; ``version`` is the version the client read."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    model_config = BODY
+    version: Version = Field(ge=1)
     name: str | None = Field(None, min_length=1, max_length=100)
     subject: str | None = Field(None, min_length=1, max_length=200)
     body: str | None = Field(None, min_length=1, max_length=100_000)
@@ -81,8 +83,8 @@ class TemplatePage(BaseModel):
 class PreviewIn(BaseModel):
     """The customer to render a template for."""
 
-    model_config = ConfigDict(extra="forbid")
-    customer_id: int = Field(ge=1)
+    model_config = BODY
+    customer_id: Id = Field(ge=1)
 
 
 class PreviewOut(BaseModel):
@@ -99,37 +101,38 @@ class MailingIn(BaseModel):
     name}`` or a list ``{"emails": [...], "customer_ids": [...]}`` (or upload a CSV file).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     name: str = Field(min_length=1, max_length=200)
-    template_id: int = Field(ge=1)
+    template_id: Id = Field(ge=1)
     audience: dict[str, Any] | None = None
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: AwareTimestamp | None = None
 
 
 class MailingPatch(BaseModel):
-    """Changes to a draft; ``version`` is the version the client read."""
+    """Changes to a draft; ``version`` is the version the client read. A field left out keeps
+    its value; ``name`` and ``template_id`` cannot be null."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
-    name: str | None = Field(None, min_length=1, max_length=200)
-    template_id: int | None = Field(None, ge=1)
+    model_config = BODY
+    version: Version = Field(ge=1)
+    name: str = Field(None, min_length=1, max_length=200, pattern=NOT_BLANK)
+    template_id: Id = Field(None, ge=1)
     audience: dict[str, Any] | None = None
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: AwareTimestamp | None = None
 
 
 class ScheduleIn(BaseModel):
     """Schedule a draft at ``scheduled_at`` (default: the mailing's time, else now)."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
-    scheduled_at: AwareDatetime | None = None
+    model_config = BODY
+    version: Version = Field(ge=1)
+    scheduled_at: AwareTimestamp | None = None
 
 
 class VersionIn(BaseModel):
     """The version the client read."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    model_config = BODY
+    version: Version = Field(ge=1)
 
 
 class MailingOut(BaseModel):
@@ -287,7 +290,9 @@ def _stale_mailing(crm: Crm, principal: Principal, mailing_id: int) -> JSONRespo
 # --- templates ----------------------------------------------------------------------------------
 
 
-@router.get("/mail-templates", response_model=TemplatePage)
+@router.get(
+    "/mail-templates", response_model=TemplatePage, openapi_extra=access("operational.mailing:read")
+)
 async def list_templates(
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, max_length=200),
@@ -308,6 +313,7 @@ async def list_templates(
     response_model=TemplateOut,
     status_code=201,
     responses={409: {"description": "the name is taken"}},
+    openapi_extra=access("operational.mailing:create"),
 )
 def create_template(
     body: TemplateIn,
@@ -324,9 +330,13 @@ def create_template(
     return _template_out(template)
 
 
-@router.get("/mail-templates/{template_id}", response_model=TemplateOut)
+@router.get(
+    "/mail-templates/{template_id}",
+    response_model=TemplateOut,
+    openapi_extra=access("operational.mailing:read"),
+)
 async def read_template(
-    template_id: int,
+    template_id: Id,
     _: Principal = Depends(require_permission("operational.mailing:read")),
     session: Session = Depends(read_session),
 ) -> TemplateOut:
@@ -338,9 +348,10 @@ async def read_template(
     "/mail-templates/{template_id}",
     response_model=TemplateOut,
     responses={409: {"description": "stale version (the body holds the current one) or name"}},
+    openapi_extra=access("operational.mailing:update"),
 )
 def update_template(
-    template_id: int,
+    template_id: Id,
     body: TemplatePatch,
     _: Principal = Depends(require_permission("operational.mailing:update")),
     session: Session = Depends(write_session),
@@ -361,21 +372,28 @@ def update_template(
     return guarded(change, current)
 
 
-@router.post("/mail-templates/{template_id}/preview", response_model=PreviewOut)
+@router.post(
+    "/mail-templates/{template_id}/preview",
+    response_model=PreviewOut,
+    openapi_extra=access("operational.mailing:read"),
+)
 async def preview_template(
-    template_id: int,
+    template_id: Id,
     body: PreviewIn,
     principal: Principal = Depends(require_permission("operational.mailing:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
 ) -> PreviewOut:
-    """What a customer would receive from this template (nothing is sent or stored)."""
+    """What a customer would receive from this template (nothing is sent or stored).
+
+    A customer the user may not see is 422 on ``customer_id``, as if it did not exist.
+    """
     template = _template(session, template_id)
     customer = session.get(Customer, body.customer_id)
     if customer is None or not records.can_see_customer(
         crm, session, principal.user, body.customer_id
     ):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {body.customer_id}")
+        raise invalid({"customer_id": f"no customer {body.customer_id}"})
     try:
         return PreviewOut(**mailings.preview(session, crm, template, customer))
     except mailings.Invalid as exc:
@@ -385,7 +403,9 @@ async def preview_template(
 # --- mailings -----------------------------------------------------------------------------------
 
 
-@router.get("/mailings", response_model=MailingPage)
+@router.get(
+    "/mailings", response_model=MailingPage, openapi_extra=access("operational.mailing:read")
+)
 async def list_mailings(
     status_: MailingStatus | None = Query(None, alias="status"),
     limit: int = Query(50, ge=1, le=500),
@@ -409,7 +429,12 @@ async def list_mailings(
     )
 
 
-@router.post("/mailings", response_model=MailingOut, status_code=201)
+@router.post(
+    "/mailings",
+    response_model=MailingOut,
+    status_code=201,
+    openapi_extra=access("operational.mailing:create"),
+)
 def create_mailing(
     body: MailingIn,
     principal: Principal = Depends(require_permission("operational.mailing:create")),
@@ -425,9 +450,13 @@ def create_mailing(
     return _mailing_out(session, mailing)
 
 
-@router.get("/mailings/{mailing_id}", response_model=MailingOut)
+@router.get(
+    "/mailings/{mailing_id}",
+    response_model=MailingOut,
+    openapi_extra=access("operational.mailing:read", scoped=True),
+)
 async def read_mailing(
-    mailing_id: int,
+    mailing_id: Id,
     principal: Principal = Depends(require_permission("operational.mailing:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -440,9 +469,10 @@ async def read_mailing(
     "/mailings/{mailing_id}",
     response_model=MailingOut,
     responses={409: {"description": "stale version (the body holds the current one) or no draft"}},
+    openapi_extra=access("operational.mailing:update", scoped=True),
 )
 def update_mailing(
-    mailing_id: int,
+    mailing_id: Id,
     body: MailingPatch,
     principal: Principal = Depends(require_permission("operational.mailing:update")),
     session: Session = Depends(write_session),
@@ -463,23 +493,25 @@ def _change_draft(
     version: int,
 ) -> Any:
     """Apply ``values`` to a draft read at ``version``: 422, 409, or the changed mailing."""
+    mailing_id = mailing.id  # read now: after a failed flush the object cannot be read
 
     def change() -> MailingOut:
         mailings.update_mailing(session, mailing, values, version)
         return _mailing_out(session, mailing)
 
-    return guarded(change, lambda: _stale_mailing(crm, principal, mailing.id))
+    return guarded(change, lambda: _stale_mailing(crm, principal, mailing_id))
 
 
 @router.post(
     "/mailings/{mailing_id}/audience-csv",
     response_model=MailingOut,
     responses={409: {"description": "stale version or no draft"}},
+    openapi_extra=access("operational.mailing:update", scoped=True),
 )
 def upload_audience(
-    mailing_id: int,
+    mailing_id: Id,
     file: UploadFile = File(description="UTF-8 CSV: e-mail addresses and/or customer ids"),
-    version: int = Form(ge=1),
+    version: Version = Form(ge=1, le=MAX_ID),
     principal: Principal = Depends(require_permission("operational.mailing:update")),
     session: Session = Depends(write_session),
     crm: Crm = Depends(get_crm),
@@ -501,9 +533,10 @@ def upload_audience(
     "/mailings/{mailing_id}/schedule",
     response_model=ScheduledOut,
     responses={409: {"description": "stale version or not a draft"}},
+    openapi_extra=access("operational.mailing:send", scoped=True),
 )
 def schedule_mailing(
-    mailing_id: int,
+    mailing_id: Id,
     body: ScheduleIn,
     principal: Principal = Depends(require_permission("operational.mailing:send")),
     session: Session = Depends(write_session),
@@ -529,9 +562,10 @@ def schedule_mailing(
     "/mailings/{mailing_id}/unschedule",
     response_model=MailingOut,
     responses={409: {"description": "stale version, or sending has started"}},
+    openapi_extra=access("operational.mailing:send", scoped=True),
 )
 def unschedule_mailing(
-    mailing_id: int,
+    mailing_id: Id,
     body: VersionIn,
     principal: Principal = Depends(require_permission("operational.mailing:send")),
     session: Session = Depends(write_session),
@@ -547,9 +581,13 @@ def unschedule_mailing(
     return guarded(change, lambda: _stale_mailing(crm, principal, mailing_id))
 
 
-@router.get("/mailings/{mailing_id}/recipients", response_model=RecipientPage)
+@router.get(
+    "/mailings/{mailing_id}/recipients",
+    response_model=RecipientPage,
+    openapi_extra=access("operational.mailing:read", scoped=True),
+)
 async def list_recipients(
-    mailing_id: int,
+    mailing_id: Id,
     status_: RecipientStatus | None = Query(None, alias="status"),
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = Query(None, max_length=200),
@@ -577,6 +615,7 @@ async def list_recipients(
     response_model=ReplyOut,
     status_code=201,
     responses={202: {"model": ReplyOut, "description": "no customer matched; nothing logged"}},
+    openapi_extra=access("operational.reply:create"),
 )
 def post_reply(
     body: ReplyIn,

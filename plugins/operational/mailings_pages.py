@@ -6,11 +6,16 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from core import i18n
+from core.web.access import public
 from core.web.ui.context import UIContext, anonymous_language, page
 from plugins.operational import mailings
 from plugins.operational.pages import new_router
 
 router = new_router()
+#: Why the unsubscribe page needs no sign-in (see ``unsubscribe_page``).
+UNSUBSCRIBE = (
+    "recipients of a mailing have no account; the signed token in the link is the credential"
+)
 
 
 def _read_token(request: Request, token: str) -> tuple[int, str] | None:
@@ -23,7 +28,7 @@ def _invalid(request: Request) -> HTMLResponse:
     return page(UIContext(request, None), "operational/unsubscribe_invalid.html", status_code=404)
 
 
-@router.get("/unsubscribe/{token}", response_class=HTMLResponse)
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse, openapi_extra=public(UNSUBSCRIBE))
 def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     """Public on purpose: the people who follow the link of a mailing are customers, who have
     no account; the signed token (only the mail's recipient has it) is the authorisation, and
@@ -44,7 +49,7 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     )
 
 
-@router.post("/unsubscribe/{token}", response_class=HTMLResponse)
+@router.post("/unsubscribe/{token}", response_class=HTMLResponse, openapi_extra=public(UNSUBSCRIBE))
 def unsubscribe_confirm(request: Request, token: str) -> HTMLResponse:
     """Public on purpose (see the GET page): records that the address wants no more mailings.
 

@@ -8,11 +8,11 @@ an order the user may not see answers 404. Money is integer minor units (``*_min
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,7 +20,20 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from core import records
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import (
+    BODY,
+    CLEAN_TEXT,
+    CLEAN_TEXT_OR_BLANK,
+    MAX_ID,
+    Amount,
+    Currency,
+    Id,
+    Timestamp,
+    Version,
+    Whole,
+)
 from plugins.operational import orders
 from plugins.operational.models import ORDER_STATUSES, Order, Product
 
@@ -28,34 +41,35 @@ router = APIRouter(tags=["orders"])
 
 Status = Literal[ORDER_STATUSES]  # type: ignore[valid-type]
 #: Money in minor units: a JSON integer (strings and floats are refused).
-MinorUnits = Annotated[int, Field(ge=0, le=orders.MAX_MINOR, strict=True)]
+MinorUnits = Amount
 
 
 class _ProductFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    category: str | None = Field(None, max_length=100)
+    model_config = BODY
+    category: str | None = Field(None, max_length=100, pattern=CLEAN_TEXT_OR_BLANK)
     cost_minor: MinorUnits | None = None
-    currency: str | None = Field(None, min_length=3, max_length=3)
-    upgrade_to_id: int | None = Field(None, ge=1)
+    currency: Currency | None = Field(None, min_length=3, max_length=3)
+    upgrade_to_id: Id | None = Field(None, ge=1)
 
 
 class ProductIn(_ProductFields):
     """A new product; ``currency`` defaults to the setting ``default_currency``."""
 
-    sku: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
+    sku: str = Field(min_length=1, max_length=64, pattern=CLEAN_TEXT)
+    name: str = Field(min_length=1, max_length=200, pattern=CLEAN_TEXT)
     price_minor: MinorUnits = 0
     active: bool = True
 
 
 class ProductPatch(_ProductFields):
-    """Changes to a product; ``version`` is the version the client read."""
+    """Changes to a product; ``version`` is the version the client read. A field left out
+    keeps its value; ``sku``, ``name``, ``price_minor`` and ``active`` cannot be null."""
 
-    version: int = Field(ge=1)
-    sku: str | None = Field(None, min_length=1, max_length=64)
-    name: str | None = Field(None, min_length=1, max_length=200)
-    price_minor: MinorUnits | None = None
-    active: bool | None = None
+    version: Version = Field(ge=1)
+    sku: str = Field(None, min_length=1, max_length=64, pattern=CLEAN_TEXT)
+    name: str = Field(None, min_length=1, max_length=200, pattern=CLEAN_TEXT)
+    price_minor: MinorUnits = None
+    active: bool = None
 
 
 class ProductOut(BaseModel):
@@ -85,9 +99,9 @@ class ProductPage(BaseModel):
 class LineIn(BaseModel):
     """A line: a product, a quantity, and optionally the unit price (else the product's)."""
 
-    model_config = ConfigDict(extra="forbid")
-    product_id: int = Field(ge=1)
-    quantity: int = Field(1, ge=1, le=orders.MAX_QUANTITY, strict=True)
+    model_config = BODY
+    product_id: Id = Field(ge=1)
+    quantity: Whole = Field(1, ge=1, le=orders.MAX_QUANTITY)
     unit_price_minor: MinorUnits | None = None
     discount_minor: MinorUnits = 0
 
@@ -99,12 +113,12 @@ class OrderIn(BaseModel):
     ``ref`` one is generated.
     """
 
-    model_config = ConfigDict(extra="forbid")
-    customer_id: int = Field(ge=1)
-    ref: str | None = Field(None, min_length=1, max_length=64)
-    placed_at: dt.datetime | None = None
-    currency: str | None = Field(None, min_length=3, max_length=3)
-    channel: str | None = Field(None, max_length=30)
+    model_config = BODY
+    customer_id: Id = Field(ge=1)
+    ref: str | None = Field(None, min_length=1, max_length=64, pattern=CLEAN_TEXT_OR_BLANK)
+    placed_at: Timestamp | None = None
+    currency: Currency | None = Field(None, min_length=3, max_length=3)
+    channel: str | None = Field(None, max_length=30, pattern=CLEAN_TEXT_OR_BLANK)
     status: Status = "placed"
     lines: list[LineIn] = Field(default_factory=list, max_length=1000)
     total_minor: MinorUnits | None = None
@@ -113,8 +127,8 @@ class OrderIn(BaseModel):
 class OrderPatch(BaseModel):
     """A status change; ``version`` is the version the client read."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    model_config = BODY
+    version: Version = Field(ge=1)
     status: Status
 
 
@@ -217,13 +231,17 @@ def _order(session: Session, crm: Crm, principal: Principal, order_id: int) -> O
 # --- products --------------------------------------------------------------------------------
 
 
-@router.get("/products", response_model=ProductPage)
+@router.get(
+    "/products", response_model=ProductPage, openapi_extra=access("operational.product:read")
+)
 async def list_products(
     sku: str | None = Query(None, max_length=64),
     category: str | None = Query(None, max_length=100),
     active: bool | None = None,
     limit: int = Query(50, ge=1, le=500),
-    cursor: int | None = Query(None, ge=0, description="the next_cursor of the previous page"),
+    cursor: int | None = Query(
+        None, ge=0, le=MAX_ID, description="the next_cursor of the previous page"
+    ),
     _: Principal = Depends(require_permission("operational.product:read")),
     session: Session = Depends(read_session),
 ) -> ProductPage:
@@ -251,6 +269,7 @@ async def list_products(
     response_model=ProductOut,
     status_code=201,
     responses={409: {"description": "the SKU belongs to another product"}},
+    openapi_extra=access("operational.product:create"),
 )
 def create_product(
     body: ProductIn,
@@ -270,9 +289,13 @@ def create_product(
     return _product_out(product)
 
 
-@router.get("/products/{product_id}", response_model=ProductOut)
+@router.get(
+    "/products/{product_id}",
+    response_model=ProductOut,
+    openapi_extra=access("operational.product:read"),
+)
 async def read_product(
-    product_id: int,
+    product_id: Id,
     _: Principal = Depends(require_permission("operational.product:read")),
     session: Session = Depends(read_session),
 ) -> Any:
@@ -284,9 +307,10 @@ async def read_product(
     "/products/{product_id}",
     response_model=ProductOut,
     responses={409: {"description": "stale version (the body holds the current one) or SKU"}},
+    openapi_extra=access("operational.product:update"),
 )
 def update_product(
-    product_id: int,
+    product_id: Id,
     body: ProductPatch,
     _: Principal = Depends(require_permission("operational.product:update")),
     session: Session = Depends(write_session),
@@ -317,12 +341,12 @@ def _utc(value: dt.datetime | None, crm: Crm) -> dt.datetime | None:
     return None if value is None else orders.aware(value, crm)
 
 
-@router.get("/orders", response_model=OrderPage)
+@router.get("/orders", response_model=OrderPage, openapi_extra=access("operational.order:read"))
 async def list_orders(
-    customer_id: int | None = Query(None, ge=1),
+    customer_id: Id | None = Query(None, ge=1),
     status_: Status | None = Query(None, alias="status"),
-    since: dt.datetime | None = Query(None, description="placed at or after (ISO 8601)"),
-    until: dt.datetime | None = Query(None, description="placed before (ISO 8601)"),
+    since: Timestamp | None = Query(None, description="placed at or after (ISO 8601)"),
+    until: Timestamp | None = Query(None, description="placed before (ISO 8601)"),
     sort: Literal["-placed_at", "-id"] = "-placed_at",
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, max_length=500),
@@ -356,6 +380,7 @@ async def list_orders(
     response_model=OrderOut,
     status_code=201,
     responses={409: {"description": "the reference belongs to another order"}},
+    openapi_extra=access("operational.order:create"),
 )
 def create_order(
     body: OrderIn,
@@ -394,9 +419,13 @@ def create_order(
     return _order_out(session, order)
 
 
-@router.get("/orders/{order_id}", response_model=OrderOut)
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderOut,
+    openapi_extra=access("operational.order:read", scoped=True),
+)
 async def read_order(
-    order_id: int,
+    order_id: Id,
     principal: Principal = Depends(require_permission("operational.order:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -409,9 +438,10 @@ async def read_order(
     "/orders/{order_id}",
     response_model=OrderOut,
     responses={409: {"description": "stale version; the body holds the current one"}},
+    openapi_extra=access("operational.order:update", scoped=True),
 )
 def update_order(
-    order_id: int,
+    order_id: Id,
     body: OrderPatch,
     principal: Principal = Depends(require_permission("operational.order:update")),
     session: Session = Depends(write_session),

@@ -19,7 +19,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from core import records
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import BODY, Amount, Currency, Day, Id, Timestamp, Version, Whole
 from plugins.operational import activities, interactions, pipeline
 from plugins.operational.models import Activity, Opportunity
 
@@ -67,6 +69,22 @@ def _check_customer(session: Session, crm: Crm, principal: Principal, customer_i
         raise _invalid("customer_id", f"no customer {customer_id}")
 
 
+def _check_references(
+    session: Session, crm: Crm, principal: Principal, **references: tuple[str, int | None]
+) -> None:
+    """422 naming the first field that names a record the user may not see."""
+    for field, message in records.hidden_references(
+        crm, session, principal.user, references
+    ).items():
+        raise _invalid(field, message)
+
+
+def _check_giving(principal: Principal, what: str, given: Any, own: Any) -> None:
+    """403 when the user gives ``what`` to someone else without ``customer:assign``."""
+    if given != own and not principal.can("customer:assign"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{what} requires customer:assign")
+
+
 def _page(
     session: Session, query: Any, model: type, limit: int, cursor: int | None
 ) -> tuple[list[Any], int | None]:
@@ -84,30 +102,30 @@ def _page(
 class OpportunityIn(BaseModel):
     """A new opportunity; without an owner the creator owns it."""
 
-    model_config = ConfigDict(extra="forbid")
-    customer_id: int = Field(ge=1)
+    model_config = BODY
+    customer_id: Id = Field(ge=1)
     title: str = Field(min_length=1, max_length=200)
-    expected_revenue_minor: int = Field(0, ge=0)
-    currency: str | None = Field(None, min_length=3, max_length=3)
-    probability: int | None = Field(None, ge=0, le=100)
-    expected_close: dt.date | None = None
-    owner_id: int | None = Field(None, ge=1)
-    team_id: int | None = Field(None, ge=1)
+    expected_revenue_minor: Amount = 0
+    currency: Currency | None = Field(None, min_length=3, max_length=3)
+    probability: Whole | None = Field(None, ge=0, le=100)
+    expected_close: Day | None = None
+    owner_id: Id | None = Field(None, ge=1)
+    team_id: Id | None = Field(None, ge=1)
     stage: str | None = Field(None, max_length=40)
 
 
 class OpportunityPatch(BaseModel):
     """Changes to an opportunity; ``version`` is the version the client read."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    model_config = BODY
+    version: Version = Field(ge=1)
     title: str | None = Field(None, min_length=1, max_length=200)
-    expected_revenue_minor: int | None = Field(None, ge=0)
-    probability: int | None = Field(None, ge=0, le=100)
-    expected_close: dt.date | None = None
-    owner_id: int | None = Field(None, ge=1)
+    expected_revenue_minor: Amount | None = None
+    probability: Whole | None = Field(None, ge=0, le=100)
+    expected_close: Day | None = None
+    owner_id: Id | None = Field(None, ge=1)
     stage: str | None = Field(None, max_length=40)
-    lost_reason_id: int | None = Field(None, ge=1)
+    lost_reason_id: Id | None = Field(None, ge=1)
 
 
 class OpportunityOut(BaseModel):
@@ -145,14 +163,18 @@ def _opportunity_out(row: Opportunity) -> OpportunityOut:
     return OpportunityOut(**data, weighted_minor=pipeline.weighted_minor(row))
 
 
-@router.get("/opportunities", response_model=OpportunityPage)
+@router.get(
+    "/opportunities",
+    response_model=OpportunityPage,
+    openapi_extra=access("operational.opportunity:read"),
+)
 def list_opportunities(
     stage: str | None = Query(None, max_length=40),
-    owner_id: int | None = Query(None, ge=1),
-    customer_id: int | None = Query(None, ge=1),
+    owner_id: Id | None = Query(None, ge=1),
+    customer_id: Id | None = Query(None, ge=1),
     open_only: bool = False,
     limit: int = Query(50, ge=1, le=500),
-    cursor: int | None = Query(None, ge=1),
+    cursor: Id | None = Query(None, ge=1),
     principal: Principal = Depends(require_permission("operational.opportunity:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -173,7 +195,12 @@ def list_opportunities(
     return OpportunityPage(items=[_opportunity_out(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.post("/opportunities", response_model=OpportunityOut, status_code=201)
+@router.post(
+    "/opportunities",
+    response_model=OpportunityOut,
+    status_code=201,
+    openapi_extra=access("operational.opportunity:create"),
+)
 def create_opportunity(
     body: OpportunityIn,
     principal: Principal = Depends(require_permission("operational.opportunity:create")),
@@ -184,11 +211,11 @@ def create_opportunity(
     _check_customer(session, crm, principal, body.customer_id)
     values = body.model_dump()
     values["owner_id"] = values["owner_id"] or principal.user.id
-    if values["owner_id"] != principal.user.id and not principal.can("customer:assign"):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "giving deals to others requires customer:assign"
-        )
+    _check_giving(principal, "giving deals to others", values["owner_id"], principal.user.id)
     values["team_id"] = values["team_id"] or principal.user.team_id
+    _check_giving(
+        principal, "a deal in another team's pipeline", values["team_id"], principal.user.team_id
+    )
     try:
         row = pipeline.create(session, values, crm.settings.default_currency)
     except pipeline.PipelineError as exc:
@@ -196,9 +223,13 @@ def create_opportunity(
     return _opportunity_out(row)
 
 
-@router.get("/opportunities/{opportunity_id}", response_model=OpportunityOut)
+@router.get(
+    "/opportunities/{opportunity_id}",
+    response_model=OpportunityOut,
+    openapi_extra=access("operational.opportunity:read", scoped=True),
+)
 def read_opportunity(
-    opportunity_id: int,
+    opportunity_id: Id,
     principal: Principal = Depends(require_permission("operational.opportunity:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -221,9 +252,10 @@ def read_opportunity(
     "/opportunities/{opportunity_id}",
     response_model=OpportunityOut,
     responses={409: {"description": "stale version; the body holds the current one"}},
+    openapi_extra=access("operational.opportunity:update", scoped=True),
 )
 def update_opportunity(
-    opportunity_id: int,
+    opportunity_id: Id,
     body: OpportunityPatch,
     principal: Principal = Depends(require_permission("operational.opportunity:update")),
     session: Session = Depends(write_session),
@@ -287,9 +319,11 @@ class StageOut(BaseModel):
     kind: str
 
 
-@router.get("/stages", response_model=list[StageOut])
+@router.get(
+    "/stages", response_model=list[StageOut], openapi_extra=access("operational.opportunity:read")
+)
 def list_stages(
-    team_id: int | None = Query(None, ge=1),
+    team_id: Id | None = Query(None, ge=1),
     _: Principal = Depends(require_permission("operational.opportunity:read")),
     session: Session = Depends(read_session),
 ) -> list[StageOut]:
@@ -303,15 +337,15 @@ def list_stages(
 class ActivityIn(BaseModel):
     """A call, meeting, e-mail or to-do for a user (the creator when none is given)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     kind: Literal["call", "meeting", "email", "todo"]
     subject: str = Field(min_length=1, max_length=200)
     note: str | None = Field(None, max_length=10_000)
-    customer_id: int | None = Field(None, ge=1)
-    opportunity_id: int | None = Field(None, ge=1)
-    user_id: int | None = Field(None, ge=1)
-    due_at: dt.datetime
-    remind_at: dt.datetime | None = None
+    customer_id: Id | None = Field(None, ge=1)
+    opportunity_id: Id | None = Field(None, ge=1)
+    user_id: Id | None = Field(None, ge=1)
+    due_at: Timestamp
+    remind_at: Timestamp | None = None
 
 
 class ActivityOut(BaseModel):
@@ -335,13 +369,17 @@ class ActivityOut(BaseModel):
 class CompleteIn(BaseModel):
     """What came out of the activity (logged with it on the timeline)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     outcome: str | None = Field(None, max_length=10_000)
 
 
-@router.get("/activities", response_model=list[ActivityOut])
+@router.get(
+    "/activities",
+    response_model=list[ActivityOut],
+    openapi_extra=access("operational.activity:read"),
+)
 def agenda(
-    user_id: int | None = Query(None, ge=1, description="default: the signed-in user"),
+    user_id: Id | None = Query(None, ge=1, description="default: the signed-in user"),
     overdue: bool = False,
     principal: Principal = Depends(require_permission("operational.activity:read")),
     session: Session = Depends(read_session),
@@ -363,7 +401,12 @@ def agenda(
     return [ActivityOut.model_validate(r) for r in rows]
 
 
-@router.post("/activities", response_model=ActivityOut, status_code=201)
+@router.post(
+    "/activities",
+    response_model=ActivityOut,
+    status_code=201,
+    openapi_extra=access("operational.activity:create"),
+)
 def schedule_activity(
     body: ActivityIn,
     principal: Principal = Depends(require_permission("operational.activity:create")),
@@ -373,17 +416,30 @@ def schedule_activity(
     """Schedule an activity."""
     if body.customer_id is not None:
         _check_customer(session, crm, principal, body.customer_id)
+    _check_references(
+        session, crm, principal, opportunity_id=("operational.opportunity", body.opportunity_id)
+    )
     values = body.model_dump()
     values["user_id"] = values["user_id"] or principal.user.id
+    if not records.may_give_to(session, principal.user, values["user_id"]):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "giving activities to someone outside your team requires customer:assign",
+        )
     try:
         return ActivityOut.model_validate(activities.schedule(session, values))
     except activities.ActivityError as exc:
         raise _invalid(exc.field, str(exc)) from None
 
 
-@router.post("/activities/{activity_id}/complete", response_model=ActivityOut)
+@router.post(
+    "/activities/{activity_id}/complete",
+    response_model=ActivityOut,
+    responses={409: {"description": "the activity is already done"}},
+    openapi_extra=access("operational.activity:update", scoped=True),
+)
 def complete_activity(
-    activity_id: int,
+    activity_id: Id,
     body: CompleteIn,
     principal: Principal = Depends(require_permission("operational.activity:update")),
     session: Session = Depends(write_session),
@@ -404,16 +460,16 @@ def complete_activity(
 class InteractionIn(BaseModel):
     """Something that happened with a customer."""
 
-    model_config = ConfigDict(extra="forbid")
-    customer_id: int = Field(ge=1)
+    model_config = BODY
+    customer_id: Id = Field(ge=1)
     kind: Literal["call", "email", "meeting", "chat", "visit", "note"]
     channel: Literal["phone", "email", "zalo", "facebook", "website", "in_person"]
     direction: Literal["inbound", "outbound", "internal"] = "outbound"
     subject: str = Field(min_length=1, max_length=200)
     body: str | None = Field(None, max_length=50_000)
-    occurred_at: dt.datetime | None = None
-    opportunity_id: int | None = Field(None, ge=1)
-    ticket_id: int | None = Field(None, ge=1)
+    occurred_at: Timestamp | None = None
+    opportunity_id: Id | None = Field(None, ge=1)
+    ticket_id: Id | None = Field(None, ge=1)
 
 
 class InteractionOut(BaseModel):
@@ -434,7 +490,12 @@ class InteractionOut(BaseModel):
     source: str
 
 
-@router.post("/interactions", response_model=InteractionOut, status_code=201)
+@router.post(
+    "/interactions",
+    response_model=InteractionOut,
+    status_code=201,
+    openapi_extra=access("operational.interaction:create"),
+)
 def log_interaction(
     body: InteractionIn,
     principal: Principal = Depends(require_permission("operational.interaction:create")),
@@ -443,6 +504,13 @@ def log_interaction(
 ) -> InteractionOut:
     """Log an interaction on the customer's timeline."""
     _check_customer(session, crm, principal, body.customer_id)
+    _check_references(
+        session,
+        crm,
+        principal,
+        opportunity_id=("operational.opportunity", body.opportunity_id),
+        ticket_id=("operational.ticket", body.ticket_id),
+    )
     values = body.model_dump()
     row = interactions.log(
         session,
@@ -457,9 +525,13 @@ def log_interaction(
     return InteractionOut.model_validate(row)
 
 
-@router.get("/customers/{customer_id}/timeline", response_model=list[InteractionOut])
+@router.get(
+    "/customers/{customer_id}/timeline",
+    response_model=list[InteractionOut],
+    openapi_extra=access("operational.interaction:read", scoped=True),
+)
 def customer_timeline(
-    customer_id: int,
+    customer_id: Id,
     channel: Literal["phone", "email", "zalo", "facebook", "website", "in_person"] | None = None,
     limit: int = Query(50, ge=1, le=500),
     principal: Principal = Depends(require_permission("operational.interaction:read")),

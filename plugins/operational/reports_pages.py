@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
 
 from core.customers.exporter import neutralise
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, page, ui_principal
 from plugins.operational import reports
@@ -39,7 +40,9 @@ def _start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
-@router.get("/reports", response_class=HTMLResponse)
+@router.get(
+    "/reports", response_class=HTMLResponse, openapi_extra=access("operational.report:read")
+)
 def reports_page(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """A report on screen (``?report=activity|pipeline|sla|satisfaction``) or as CSV."""
     if not principal.can("operational.report:read"):

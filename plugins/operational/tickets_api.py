@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, func, not_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,7 +22,9 @@ from sqlalchemy.orm.exc import StaleDataError
 from core import audit, records
 from core.db import utcnow
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import BODY, NOT_BLANK, Id, Timestamp, Version, Whole
 from plugins.operational import interactions, surveys, tickets
 from plugins.operational.models import TICKET_PRIORITIES, SlaPolicy, Survey, Ticket
 
@@ -40,29 +42,30 @@ STALE = {409: {"description": "stale version; the body holds the current ticket"
 class TicketIn(BaseModel):
     """A new ticket. Without ``priority`` it is ``normal``; without assignee it is in the queue."""
 
-    model_config = ConfigDict(extra="forbid")
-    customer_id: int = Field(ge=1)
-    subject: str = Field(min_length=1, max_length=200)
+    model_config = BODY
+    customer_id: Id = Field(ge=1)
+    subject: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK)
     description: str | None = Field(None, max_length=20_000)
     priority: Priority = "normal"
-    assignee_id: int | None = Field(None, ge=1)
-    team_id: int | None = Field(None, ge=1)
+    assignee_id: Id | None = Field(None, ge=1)
+    team_id: Id | None = Field(None, ge=1)
 
 
 class TicketPatch(BaseModel):
     """Changes to a ticket; ``version`` is the version the client read.
 
-    ``status`` follows the allowed transitions; resolving is ``POST .../resolve``.
+    ``status`` follows the allowed transitions; resolving is ``POST .../resolve``. A field left
+    out keeps its value; ``subject`` and ``priority`` cannot be null.
     """
 
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
-    subject: str | None = Field(None, min_length=1, max_length=200)
+    model_config = BODY
+    version: Version = Field(ge=1)
+    subject: str = Field(None, min_length=1, max_length=200, pattern=NOT_BLANK)
     description: str | None = Field(None, max_length=20_000)
-    priority: Priority | None = None
+    priority: Priority = None
     status: Status | None = None
-    assignee_id: int | None = Field(None, ge=1)
-    team_id: int | None = Field(None, ge=1)
+    assignee_id: Id | None = Field(None, ge=1)
+    team_id: Id | None = Field(None, ge=1)
 
 
 class SatisfactionOut(BaseModel):
@@ -109,12 +112,12 @@ class TicketPage(BaseModel):
 class RespondIn(BaseModel):
     """A response sent to the customer (logged as an outbound interaction on the ticket)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     body: str = Field(min_length=1, max_length=20_000)
     subject: str | None = Field(None, min_length=1, max_length=200)
     channel: Channel = "email"
     kind: Kind = "email"
-    version: int | None = Field(None, ge=1)
+    version: Version | None = Field(None, ge=1)
 
 
 class InteractionOut(BaseModel):
@@ -145,9 +148,9 @@ class ResolveIn(BaseModel):
     """Optional: the ``version`` the client read (409 when stale), how long the survey stays
     open."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int | None = Field(None, ge=1)
-    survey_days: int = Field(surveys.DEFAULT_DAYS, ge=1, le=365)
+    model_config = BODY
+    version: Version | None = Field(None, ge=1)
+    survey_days: Whole = Field(surveys.DEFAULT_DAYS, ge=1, le=365)
 
 
 class ResolvedOut(BaseModel):
@@ -161,9 +164,9 @@ class ResolvedOut(BaseModel):
 class SlaPolicyIn(BaseModel):
     """Targets in minutes; the resolution target may not be shorter than the response one."""
 
-    model_config = ConfigDict(extra="forbid")
-    first_response_minutes: int = Field(ge=1, le=MAX_SLA_MINUTES)
-    resolution_minutes: int = Field(ge=1, le=MAX_SLA_MINUTES)
+    model_config = BODY
+    first_response_minutes: Whole = Field(ge=1, le=MAX_SLA_MINUTES)
+    resolution_minutes: Whole = Field(ge=1, le=MAX_SLA_MINUTES)
 
 
 class SlaPolicyOut(BaseModel):
@@ -300,12 +303,12 @@ def _filters(
     return conditions
 
 
-@router.get("/tickets", response_model=TicketPage)
+@router.get("/tickets", response_model=TicketPage, openapi_extra=access("operational.ticket:read"))
 async def list_tickets(
     status_: Status | None = Query(None, alias="status"),
     priority: Priority | None = None,
-    assignee_id: int | None = Query(None, ge=1),
-    customer_id: int | None = Query(None, ge=1),
+    assignee_id: Id | None = Query(None, ge=1),
+    customer_id: Id | None = Query(None, ge=1),
     breached: bool | None = Query(None, description="missed or missing an SLA target now"),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, max_length=200),
@@ -334,7 +337,12 @@ async def list_tickets(
     )
 
 
-@router.post("/tickets", response_model=TicketOut, status_code=201)
+@router.post(
+    "/tickets",
+    response_model=TicketOut,
+    status_code=201,
+    openapi_extra=access("operational.ticket:create"),
+)
 def create_ticket(
     body: TicketIn,
     principal: Principal = Depends(require_permission("operational.ticket:create")),
@@ -351,9 +359,13 @@ def create_ticket(
     return _one(session, ticket)
 
 
-@router.get("/tickets/{ticket_id}", response_model=TicketOut)
+@router.get(
+    "/tickets/{ticket_id}",
+    response_model=TicketOut,
+    openapi_extra=access("operational.ticket:read", scoped=True),
+)
 async def read_ticket(
-    ticket_id: int,
+    ticket_id: Id,
     principal: Principal = Depends(require_permission("operational.ticket:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -362,9 +374,14 @@ async def read_ticket(
     return _one(session, _get(session, crm, principal, ticket_id))
 
 
-@router.patch("/tickets/{ticket_id}", response_model=TicketOut, responses=STALE)
+@router.patch(
+    "/tickets/{ticket_id}",
+    response_model=TicketOut,
+    responses=STALE,
+    openapi_extra=access("operational.ticket:update", scoped=True),
+)
 def update_ticket(
-    ticket_id: int,
+    ticket_id: Id,
     body: TicketPatch,
     principal: Principal = Depends(require_permission("operational.ticket:update")),
     session: Session = Depends(write_session),
@@ -395,10 +412,14 @@ def update_ticket(
 
 
 @router.post(
-    "/tickets/{ticket_id}/respond", response_model=RespondOut, status_code=201, responses=STALE
+    "/tickets/{ticket_id}/respond",
+    response_model=RespondOut,
+    status_code=201,
+    responses=STALE,
+    openapi_extra=access("operational.ticket:update", scoped=True),
 )
 def respond_to_ticket(
-    ticket_id: int,
+    ticket_id: Id,
     body: RespondIn,
     principal: Principal = Depends(require_permission("operational.ticket:update")),
     session: Session = Depends(write_session),
@@ -431,9 +452,14 @@ def respond_to_ticket(
     )
 
 
-@router.post("/tickets/{ticket_id}/resolve", response_model=ResolvedOut, responses=STALE)
+@router.post(
+    "/tickets/{ticket_id}/resolve",
+    response_model=ResolvedOut,
+    responses=STALE,
+    openapi_extra=access("operational.ticket:update", scoped=True),
+)
 def resolve_ticket(
-    ticket_id: int,
+    ticket_id: Id,
     response: Response,
     body: ResolveIn | None = Body(None),
     principal: Principal = Depends(require_permission("operational.ticket:update")),
@@ -474,7 +500,11 @@ def _policy_out(policy: SlaPolicy) -> SlaPolicyOut:
     )
 
 
-@router.get("/sla-policies", response_model=list[SlaPolicyOut])
+@router.get(
+    "/sla-policies",
+    response_model=list[SlaPolicyOut],
+    openapi_extra=access("operational.ticket:read"),
+)
 async def list_sla_policies(
     _: Principal = Depends(require_permission("operational.ticket:read")),
     session: Session = Depends(read_session),
@@ -485,7 +515,11 @@ async def list_sla_policies(
     return [_policy_out(p) for p in policies]
 
 
-@router.put("/sla-policies/{priority}", response_model=SlaPolicyOut)
+@router.put(
+    "/sla-policies/{priority}",
+    response_model=SlaPolicyOut,
+    openapi_extra=access("operational.sla:manage"),
+)
 def set_sla_policy(
     priority: Priority,
     body: SlaPolicyIn,
@@ -517,9 +551,13 @@ def set_sla_policy(
     return after
 
 
-@router.get("/customers/{customer_id}/satisfaction", response_model=CustomerSatisfactionOut)
+@router.get(
+    "/customers/{customer_id}/satisfaction",
+    response_model=CustomerSatisfactionOut,
+    openapi_extra=access("operational.ticket:read", scoped=True),
+)
 async def customer_satisfaction(
-    customer_id: int,
+    customer_id: Id,
     principal: Principal = Depends(require_permission("operational.ticket:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -537,10 +575,14 @@ async def customer_satisfaction(
     )
 
 
-@router.get("/satisfaction/monthly", response_model=list[MonthlySatisfactionOut])
+@router.get(
+    "/satisfaction/monthly",
+    response_model=list[MonthlySatisfactionOut],
+    openapi_extra=access("operational.report:read"),
+)
 async def monthly_satisfaction(
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
     _: Principal = Depends(require_permission("operational.report:read")),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),

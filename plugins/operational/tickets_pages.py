@@ -18,12 +18,17 @@ from sqlalchemy.orm import Session
 
 from core import i18n
 from core.customers.models import Customer
+from core.web.access import public
 from core.web.ui.context import LANGUAGE_COOKIE, UIContext, anonymous_language, page
 from plugins.operational import surveys
 from plugins.operational.models import Order, Survey, Ticket
 from plugins.operational.pages import new_router
 
 router = new_router()
+#: Why the survey page needs no sign-in (see the module docstring).
+SURVEY = (
+    "customers answering a survey have no account; the one-time token in the link is the credential"
+)
 #: The link is a secret: keep it out of caches, Referer headers and search engines.
 PRIVATE_HEADERS = {
     "Cache-Control": "no-store",
@@ -91,7 +96,7 @@ def _customer_language(session: Session, survey: Survey) -> str | None:
     return customer.language if customer else None
 
 
-@router.get("/survey/{token}", response_class=HTMLResponse)
+@router.get("/survey/{token}", response_class=HTMLResponse, openapi_extra=public(SURVEY))
 def survey_page(request: Request, token: str) -> HTMLResponse:
     """Public on purpose (customers have no account; the one-time token is the credential):
     the rating form, or why the link no longer works."""
@@ -107,7 +112,7 @@ def survey_page(request: Request, token: str) -> HTMLResponse:
         return _form(request, session, survey, token)
 
 
-@router.post("/survey/{token}", response_class=HTMLResponse)
+@router.post("/survey/{token}", response_class=HTMLResponse, openapi_extra=public(SURVEY))
 def answer_survey(
     request: Request,
     token: str,

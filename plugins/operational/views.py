@@ -723,7 +723,13 @@ def resources() -> list[Any]:
         FormView(
             "ticket",
             [
-                Field("customer_id", N_("Customer id"), widget="number", required=True),
+                Field(
+                    "customer_id",
+                    N_("Customer id"),
+                    widget="number",
+                    required=True,
+                    readonly=lambda ticket, principal: ticket is not None,
+                ),
                 Field("subject", N_("Subject")),
                 Field("description", N_("Description")),
                 Field(
@@ -917,12 +923,22 @@ def _overdue(ctx: Any) -> int:
 
 
 def _revenue_by_month(ctx: Any) -> dict[str, Any]:
+    from core import records
+
     since = utcnow() - dt.timedelta(days=365)
-    rows = ctx.session.execute(
-        select(Order.placed_at, Order.total_minor).where(
-            Order.placed_at >= since, Order.status.not_in(("cancelled", "returned"))
-        )
-    ).all()
+    query = select(Order.placed_at, Order.total_minor).where(
+        Order.placed_at >= since, Order.status.not_in(("cancelled", "returned"))
+    )
+    rule = records.visible(
+        ctx.crm,
+        ctx.principal.user,
+        "operational.order",
+        owner_column=Order.owner_id,
+        customer_column=Order.customer_id,
+    )
+    if rule is not None:
+        query = query.where(rule)
+    rows = ctx.session.execute(query).all()
     months: dict[str, int] = {}
     for placed_at, total in rows:
         key = placed_at.strftime("%Y-%m")
@@ -963,7 +979,8 @@ def widgets() -> list[Widget]:
             permission="operational.report:read",
             order=40,
             note=N_(
-                "Order totals of the last twelve months, without cancelled and returned orders."
+                "Totals of the orders you may see over the last twelve months, without"
+                " cancelled and returned orders."
             ),
         ),
     ]

@@ -30,16 +30,18 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from core import audit, i18n, records
 from core.runtime import Crm
 from core.web import problems
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission
+from core.web.inputs import BODY, Id, Version
 from plugins.smart_sales import alerts
-from plugins.smart_sales.models import OPEN_STATES, Alert
+from plugins.smart_sales.models import DISMISS_REASONS, OPEN_STATES, Alert
 
 router = APIRouter(tags=["smart_sales: alerts"])
 
@@ -119,15 +121,15 @@ class CountOut(BaseModel):
 class ActIn(BaseModel):
     """The ``version`` of the alert the client read (optional: without it, no check)."""
 
-    model_config = ConfigDict(extra="forbid")
-    version: int | None = Field(None, ge=1)
+    model_config = BODY
+    version: Version | None = Field(None, ge=1)
 
 
 class DismissIn(ActIn):
     """Why the alert is dismissed: ``reason`` one of ``not_relevant``, ``already_has``,
     ``bad_timing``, ``customer_declined``, ``other``; an optional ``note``."""
 
-    reason: str = Field(max_length=40)
+    reason: Literal[*DISMISS_REASONS]
     note: str | None = Field(None, max_length=alerts.NOTE_LIMIT)
 
 
@@ -307,7 +309,7 @@ def _transition(request: Request, principal: Principal, alert_id: int, change: A
         return _stale(crm, principal, alert_id)
 
 
-@router.get("/alerts", response_model=AlertPage)
+@router.get("/alerts", response_model=AlertPage, openapi_extra=access(READ))
 async def list_alerts(
     scope: Scope = "mine",
     state: list[State] | None = Query(None, description="states (open ones by default)"),
@@ -336,7 +338,7 @@ async def list_alerts(
     return AlertPage(items=[AlertOut(**d) for d in dicts(session, rows)], next_cursor=next_cursor)
 
 
-@router.get("/alerts/count", response_model=CountOut)
+@router.get("/alerts/count", response_model=CountOut, openapi_extra=access(READ))
 async def count_alerts(
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
@@ -349,9 +351,14 @@ async def count_alerts(
     )
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertOut, responses=HIDDEN)
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=AlertOut,
+    responses=HIDDEN,
+    openapi_extra=access(READ, scoped=True),
+)
 async def read_alert(
-    alert_id: int,
+    alert_id: Id,
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
     crm: Crm = Depends(get_crm),
@@ -361,10 +368,15 @@ async def read_alert(
     return _one(session, _get(crm, session, principal, alert_id))
 
 
-@router.post("/alerts/{alert_id}/seen", response_model=AlertOut, responses={**HIDDEN, **STALE})
+@router.post(
+    "/alerts/{alert_id}/seen",
+    response_model=AlertOut,
+    responses={**HIDDEN, **STALE},
+    openapi_extra=access(UPDATE, scoped=True),
+)
 def see_alert(
     request: Request,
-    alert_id: int,
+    alert_id: Id,
     principal: Principal = Depends(require_permission(UPDATE)),
 ) -> Any:
     """Its owner opened the alert: a new alert becomes seen (others' calls change nothing)."""
@@ -377,11 +389,14 @@ def see_alert(
 
 
 @router.post(
-    "/alerts/{alert_id}/act", response_model=AlertOut, responses={**HIDDEN, **STALE, **INVALID}
+    "/alerts/{alert_id}/act",
+    response_model=AlertOut,
+    responses={**HIDDEN, **STALE, **INVALID},
+    openapi_extra=access(UPDATE, scoped=True),
 )
 def act_on_alert(
     request: Request,
-    alert_id: int,
+    alert_id: Id,
     body: ActIn | None = None,
     principal: Principal = Depends(require_permission(UPDATE)),
 ) -> Any:
@@ -399,10 +414,11 @@ def act_on_alert(
     "/alerts/{alert_id}/dismiss",
     response_model=AlertOut,
     responses={**HIDDEN, **STALE, **INVALID},
+    openapi_extra=access(UPDATE, scoped=True),
 )
 def dismiss_alert(
     request: Request,
-    alert_id: int,
+    alert_id: Id,
     body: DismissIn,
     principal: Principal = Depends(require_permission(UPDATE)),
 ) -> Any:
@@ -422,9 +438,10 @@ def dismiss_alert(
     "/customers/{customer_id}/offers",
     response_model=OffersOut,
     responses={404: {"description": "no such customer, or hidden from you"}},
+    openapi_extra=access(READ, scoped=True),
 )
 async def customer_offers(
-    customer_id: int,
+    customer_id: Id,
     limit: int | None = Query(None, ge=1, le=50, description="default: setting offers_shown"),
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.i18n import N_
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import (
     UIContext,
@@ -125,7 +126,7 @@ def _link(scope: str, kind: str, sort: str, cursor: str | None = None) -> str:
     return f"{INBOX}?{query}" if query else INBOX
 
 
-@router.get("/inbox", response_class=HTMLResponse)
+@router.get("/inbox", response_class=HTMLResponse, openapi_extra=access(READ))
 def inbox_page(
     request: Request,
     scope: str = Query("mine"),
@@ -149,7 +150,7 @@ def inbox_page(
         try:
             rows, next_cursor = page_of(session, query, sort, cursor, PAGE_SIZE)
         except BadCursor as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"cursor: {exc}") from None
         return page(
             ctx,
             TEMPLATES + "inbox.html",
@@ -170,7 +171,7 @@ def inbox_page(
         )
 
 
-@router.get("/inbox/count")
+@router.get("/inbox/count", openapi_extra=access(READ))
 def inbox_count(request: Request, principal: Principal = Depends(ui_principal)) -> JSONResponse:
     """``{"count": n}``: my alerts waiting for action (new or seen), the navigation badge."""
     principal.require(READ)
@@ -186,7 +187,9 @@ def _visible(crm: Any, session: Session, principal: Principal, alert_id: int) ->
     return found
 
 
-@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+@router.get(
+    "/alerts/{alert_id}", response_class=HTMLResponse, openapi_extra=access(READ, scoped=True)
+)
 def alert_page(
     request: Request, alert_id: int, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -281,7 +284,9 @@ def _version(value: str) -> int | None:
     return int(value) if value.strip().isdigit() else None
 
 
-@router.post("/alerts/{alert_id}/act", response_class=HTMLResponse)
+@router.post(
+    "/alerts/{alert_id}/act", response_class=HTMLResponse, openapi_extra=access(UPDATE, scoped=True)
+)
 def act(
     request: Request,
     alert_id: int,
@@ -300,7 +305,11 @@ def act(
     )
 
 
-@router.post("/alerts/{alert_id}/dismiss", response_class=HTMLResponse)
+@router.post(
+    "/alerts/{alert_id}/dismiss",
+    response_class=HTMLResponse,
+    openapi_extra=access(UPDATE, scoped=True),
+)
 def dismiss(
     request: Request,
     alert_id: int,
@@ -323,7 +332,7 @@ def dismiss(
     )
 
 
-@router.post("/alerts/{alert_id}/seen")
+@router.post("/alerts/{alert_id}/seen", openapi_extra=access(UPDATE, scoped=True))
 def seen(request: Request, alert_id: int, principal: Principal = Depends(ui_principal)) -> Response:
     """The owner opened the row's details or the alert's page: a new alert becomes seen. htmx
     gets, out of band, the state badge and the alert's new version for the forms of the row or

@@ -19,7 +19,9 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission
+from core.web.inputs import Day
 from core.web.problems import invalid
 from plugins.smart_sales import performance
 from plugins.smart_sales.performance import READ, PerformanceError
@@ -142,10 +144,10 @@ def _computed(compute: Any) -> dict[str, Any]:
         raise invalid({exc.field: str(exc)}, "query") from None
 
 
-@router.get("/performance/sales", response_model=SalesPerformanceOut)
+@router.get("/performance/sales", response_model=SalesPerformanceOut, openapi_extra=access(READ))
 async def sales_performance(
-    start: dt.date | None = None,
-    end: dt.date | None = None,
+    start: Day | None = None,
+    end: Day | None = None,
     by: Literal["owner", "team"] = "owner",
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
@@ -161,10 +163,10 @@ async def sales_performance(
     )
 
 
-@router.get("/performance/alerts", response_model=AlertPerformanceOut)
+@router.get("/performance/alerts", response_model=AlertPerformanceOut, openapi_extra=access(READ))
 async def alert_performance(
-    start: dt.date | None = None,
-    end: dt.date | None = None,
+    start: Day | None = None,
+    end: Day | None = None,
     by: Literal["kind", "product", "owner", "month"] = "kind",
     principal: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),

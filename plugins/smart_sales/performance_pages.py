@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 
 from core.i18n import N_
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, csrf_check, page, ui_principal
 from plugins.smart_sales import performance
@@ -145,7 +146,7 @@ def _labelled(ctx: UIContext, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-@router.get("/performance", response_class=HTMLResponse)
+@router.get("/performance", response_class=HTMLResponse, openapi_extra=access(READ))
 def sales_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Sales performance per salesperson (``?by=owner``) or team (``?by=team``)."""
     _require(principal)
@@ -171,7 +172,7 @@ def sales_page(request: Request, principal: Principal = Depends(ui_principal)) -
         )
 
 
-@router.get("/performance/alerts", response_class=HTMLResponse)
+@router.get("/performance/alerts", response_class=HTMLResponse, openapi_extra=access(READ))
 def alerts_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Alert performance per kind, product and salesperson, and per month in the charts."""
     _require(principal)

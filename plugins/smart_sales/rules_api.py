@@ -14,14 +14,16 @@ import datetime as dt
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.errors import NotFoundError
 from core.runtime import Crm
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
+from core.web.inputs import BODY, MAX_ID, Day, Id, Whole
 from core.web.problems import invalid
 from plugins.smart_sales import runs
 from plugins.smart_sales.mining import MiningError
@@ -102,20 +104,20 @@ class RunDetail(RunOut):
 class MineIn(BaseModel):
     """Parameters of a new run; those left out come from the module's settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     min_support: float | None = Field(None, gt=0, le=1)
     min_confidence: float | None = Field(None, ge=0, le=1)
     min_lift: float | None = Field(None, ge=0)
-    max_length: int | None = Field(None, ge=2, le=10)
-    max_basket_size: int | None = Field(None, ge=2, le=10_000)
-    since: dt.date | None = None
+    max_length: Whole | None = Field(None, ge=2, le=10)
+    max_basket_size: Whole | None = Field(None, ge=2, le=10_000)
+    since: Day | None = None
     raise_alerts: bool = True
 
 
 class MuteIn(BaseModel):
     """Why the rule should raise no alerts."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = BODY
     reason: str = Field("", max_length=2000)
 
 
@@ -157,14 +159,14 @@ def _field_of(message: str) -> str:
 # --- rules --------------------------------------------------------------------------------------
 
 
-@router.get("/rules", response_model=RulesOut)
+@router.get("/rules", response_model=RulesOut, openapi_extra=access(READ))
 async def list_rules(
     sku: str | None = Query(None, max_length=64, description="Rules naming this product"),
     min_lift: float | None = Query(None, ge=0),
     muted: bool | None = Query(None, description="Only muted (true) or unmuted (false) rules"),
     sort: Literal["confidence", "lift", "support", "leverage"] = "confidence",
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     _: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
 ) -> RulesOut:
@@ -181,6 +183,7 @@ async def list_rules(
     "/rules/{key}/mute",
     response_model=MutedOut,
     responses={404: {"description": "no run found this rule"}},
+    openapi_extra=access(REVIEW),
 )
 def mute_rule(
     key: str,
@@ -204,6 +207,7 @@ def mute_rule(
     status_code=204,
     response_class=Response,
     responses={404: {"description": "the rule is not muted"}},
+    openapi_extra=access(REVIEW),
 )
 def unmute_rule(
     key: str,
@@ -219,11 +223,11 @@ def unmute_rule(
 # --- runs ---------------------------------------------------------------------------------------
 
 
-@router.get("/runs", response_model=list[RunOut])
+@router.get("/runs", response_model=list[RunOut], openapi_extra=access(READ))
 async def list_runs(
     status_filter: Literal["running", "ok", "failed"] | None = Query(None, alias="status"),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     _: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
 ) -> list[RunOut]:
@@ -233,11 +237,11 @@ async def list_runs(
     return [_run_out(r) for r in session.scalars(query)]
 
 
-@router.get("/runs/{run_id}", response_model=RunDetail)
+@router.get("/runs/{run_id}", response_model=RunDetail, openapi_extra=access(READ))
 async def read_run(
-    run_id: int,
+    run_id: Id,
     limit: int = Query(1000, ge=1, le=10_000, description="Rules listed"),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     _: Principal = Depends(require_permission(READ)),
     session: Session = Depends(read_session),
 ) -> RunDetail:
@@ -255,6 +259,7 @@ async def read_run(
     response_model=RunOut,
     status_code=201,
     responses={422: {"description": "a parameter out of range, or the mining was refused"}},
+    openapi_extra=access(MINE),
 )
 def mine(
     request: Request,

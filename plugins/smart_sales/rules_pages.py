@@ -29,6 +29,7 @@ from starlette.datastructures import FormData
 from core import audit
 from core.errors import Invalid, NotFoundError
 from core.i18n import N_, Msg, format_number, parse_amount
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import (
     UIContext,
@@ -253,7 +254,7 @@ def render_page(
         )
 
 
-@router.get("/rules", response_class=HTMLResponse)
+@router.get("/rules", response_class=HTMLResponse, openapi_extra=access(READ))
 def rules_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The current run's rules (or ``?run=ID``'s), filters ``sku``, ``muted``, ``sort``,
     ``page``; the run history; the mining form for those who may mine."""
@@ -300,7 +301,7 @@ def params_from(form: FormData, language: str) -> dict[str, Any]:
     return params
 
 
-@router.post("/rules/mine")
+@router.post("/rules/mine", openapi_extra=access(MINE))
 async def mine_now(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Mine now with the form's parameters; back to the page with what it found, or why it
     was refused (the failed run shows in the history)."""
@@ -388,7 +389,7 @@ def _toggle(request: Request, principal: Principal, rule_id: int, change: Any) -
     return flash_redirect(request, _back(request), message=message)
 
 
-@router.post("/rules/{rule_id}/mute")
+@router.post("/rules/{rule_id}/mute", openapi_extra=access(REVIEW))
 def mute(
     request: Request,
     rule_id: int,
@@ -404,7 +405,7 @@ def mute(
     return _toggle(request, principal, rule_id, change)
 
 
-@router.post("/rules/{rule_id}/unmute")
+@router.post("/rules/{rule_id}/unmute", openapi_extra=access(REVIEW))
 def unmute(
     request: Request, rule_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:

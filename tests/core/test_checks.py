@@ -108,3 +108,19 @@ def test_item_ids_must_be_namespaced_by_module():
         item.validate("sample")
     with pytest.raises(ValueError, match="level"):
         checks.CheckItem("sample.W001", "loud", "data", "m").validate("sample")
+
+
+def test_routes_without_an_access_rule_are_named_by_the_checklist(crm, make_crm):
+    from core.bootstrap import initialise
+
+    modules.enable(crm, ["sample"])  # every route of the core and of sample declares its rule
+    assert {r.id: r for r in checks.run(crm)}["core.W017"].status == "ok"
+
+    other = make_crm(load_plugins="loose,sample")
+    initialise(other, "admin@example.com", "Admin-pass-123")
+    modules.enable(other, ["loose", "sample"])
+    found = {r.id: r for r in checks.run(other)}["core.W017"]
+    assert (found.status, found.detail) == (
+        "open",
+        "1 routes declare no access rule: GET /loose/ping",
+    )

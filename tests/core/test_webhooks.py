@@ -665,7 +665,7 @@ def test_the_webhook_tables_match_their_migration(crm_hooked):
     assert module_diffs(crm_hooked.db.engine, "core_webhook") == []
     with crm_hooked.db.engine.connect() as conn:
         [core] = [s for s in migrate.status(crm_hooked, conn, []) if s.module == "core"]
-    assert core.current == core.head == "core_0004"
+    assert core.current == core.head == "core_0005"
     with crm_hooked.db.session() as session:
         assert session.scalars(select(WebhookEndpoint)).all() == []
 

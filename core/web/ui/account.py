@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -11,6 +13,7 @@ from core import audit, auth, i18n
 from core.errors import AuthError
 from core.i18n import N_
 from core.web import sessions
+from core.web.access import access, public
 from core.web.deps import Principal
 from core.web.ui.context import (
     LANGUAGE_COOKIE,
@@ -23,6 +26,10 @@ from core.web.ui.context import (
 
 router = APIRouter(dependencies=[Depends(csrf_check)], include_in_schema=False)
 
+#: Sign-ins whose password is checked at once: Argon2 is slow and large on purpose, so the others
+#: wait on the event loop, not on worker threads that the pages need meanwhile.
+SIGN_IN_CHECKS = anyio.CapacityLimiter(os.cpu_count() or 1)
+
 
 def _safe_next(target: str | None) -> str:
     """A local path to go back to after signing in (never another site)."""
@@ -34,7 +41,7 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.get("/login", response_class=HTMLResponse, openapi_extra=public("the sign-in form"))
 def login_page(request: Request) -> HTMLResponse:
     """Public on purpose: the sign-in form (``?lang=vi`` switches its language)."""
     chosen = request.query_params.get("lang")
@@ -51,7 +58,9 @@ def login_page(request: Request) -> HTMLResponse:
     return response
 
 
-@router.post("/login", response_class=HTMLResponse)
+@router.post(
+    "/login", response_class=HTMLResponse, openapi_extra=public("this is how a person signs in")
+)
 async def login(request: Request) -> Response:
     """Public on purpose: checks the password (throttled), then sets the session cookie."""
     form = await request.form()
@@ -61,25 +70,42 @@ async def login(request: Request) -> Response:
     i18n.set_language(anonymous_language(request))
     crm = request.app.state.crm
     ip = request.client.host if request.client else None
-    error = None
-    with crm.db.write() as session:
-        try:
-            user = auth.authenticate(session, email, password, ip)
-            user_id, epoch = user.id, user.session_epoch
-        except auth.ThrottledError:
-            error = N_("Too many failed sign-ins. Wait a few minutes and try again.")
-        except AuthError:
-            error = N_("Wrong e-mail or password.")
+
+    def check() -> tuple[int, int, str | None, int]:
+        # In a worker thread: Argon2 takes a tenth of a second on purpose, and on the event
+        # loop it held up every other request of the process meanwhile. Checked before the
+        # write transaction, which would hold SQLite's write lock for as long.
+        user_id, epoch, error, status_code = 0, 0, None, 401
+        with crm.db.session() as read:
+            checked = auth.check_sign_in(read, email, password, ip)
+        with crm.db.write() as session:
+            try:
+                user = auth.record_sign_in(session, checked, ip)
+                user_id, epoch = user.id, user.session_epoch
+            except auth.ThrottledError:
+                error = N_("Too many failed sign-ins. Wait a few minutes and try again.")
+                status_code = 429
+            except AuthError:
+                error = N_("Wrong e-mail or password.")
+        return user_id, epoch, error, status_code
+
+    user_id, epoch, error, status_code = await anyio.to_thread.run_sync(
+        check, limiter=SIGN_IN_CHECKS
+    )
     if error:
         return page(
-            UIContext(request, None), "login.html", status_code=401, next=target, error=error
+            UIContext(request, None),
+            "login.html",
+            status_code=status_code,
+            next=target,
+            error=error,
         )
     response = RedirectResponse(target, status_code=303)
     sessions.start(response, request, crm.settings.secret_key, user_id, epoch)
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", openapi_extra=access(None))
 def logout(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """End every session of the user and go back to the login page."""
     from core.models import User
@@ -93,13 +119,13 @@ def logout(request: Request, principal: Principal = Depends(ui_principal)) -> Re
     return response
 
 
-@router.get("/account", response_class=HTMLResponse)
+@router.get("/account", response_class=HTMLResponse, openapi_extra=access(None))
 def account_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The user's language and password."""
     return page(UIContext(request, principal), "account.html", message=None, errors={})
 
 
-@router.post("/account/language")
+@router.post("/account/language", openapi_extra=access(None))
 async def set_language(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Change the user's language (used on every page from now on)."""
     from core.models import User
@@ -121,7 +147,7 @@ async def set_language(request: Request, principal: Principal = Depends(ui_princ
     return response
 
 
-@router.post("/account/password", response_class=HTMLResponse)
+@router.post("/account/password", response_class=HTMLResponse, openapi_extra=access(None))
 async def change_password(
     request: Request, principal: Principal = Depends(ui_principal)
 ) -> Response:

@@ -17,6 +17,7 @@ from core import audit
 from core.db import utcnow
 from core.errors import CrmError
 from core.i18n import N_, Msg
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import (
     UIContext,
@@ -42,7 +43,7 @@ def _flash(request: Request) -> dict[str, str | None]:
 # --- modules ----------------------------------------------------------------------------------
 
 
-@router.get("/modules", response_class=HTMLResponse)
+@router.get("/modules", response_class=HTMLResponse, openapi_extra=access("module:read"))
 def modules_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Every module with its state and dependencies."""
     from core import modules
@@ -60,7 +61,7 @@ def modules_page(request: Request, principal: Principal = Depends(ui_principal))
     )
 
 
-@router.post("/modules/{name}/{operation}")
+@router.post("/modules/{name}/{operation}", openapi_extra=access("module:manage"))
 def change_module(
     request: Request, name: str, operation: str, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -106,7 +107,7 @@ def _user_rows(session: Any) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/users", response_class=HTMLResponse)
+@router.get("/users", response_class=HTMLResponse, openapi_extra=access("user:read"))
 def users_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Users, their roles and teams; forms to add and change them."""
     principal.require("user:read")
@@ -130,7 +131,7 @@ def _users_view(
         )
 
 
-@router.post("/users")
+@router.post("/users", openapi_extra=access("user:create"))
 async def add_user(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Add a user with a generated password, shown once."""
     from core import auth, users
@@ -161,7 +162,7 @@ async def add_user(request: Request, principal: Principal = Depends(ui_principal
     return _users_view(request, principal, password=secret, message=message, error=None)
 
 
-@router.post("/users/{user_id:int}")
+@router.post("/users/{user_id:int}", openapi_extra=access(any_of=("user:update", "user:delete")))
 async def change_user(
     request: Request, user_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -195,7 +196,7 @@ async def change_user(
 # --- API tokens -------------------------------------------------------------------------------
 
 
-@router.get("/tokens", response_class=HTMLResponse)
+@router.get("/tokens", response_class=HTMLResponse, openapi_extra=access("user:update"))
 def tokens_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Every API token (never its secret) with its user, expiry and state."""
     principal.require("user:update")
@@ -222,7 +223,7 @@ def _tokens_view(
         )
 
 
-@router.post("/tokens")
+@router.post("/tokens", openapi_extra=access("user:update"))
 async def create_token(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Create a token for a user; its secret is shown once, in this response only."""
     from core import auth, users
@@ -247,7 +248,7 @@ async def create_token(request: Request, principal: Principal = Depends(ui_princ
     return _tokens_view(request, principal, secret=token.secret, message=message, error=None)
 
 
-@router.post("/tokens/{token_id:int}/revoke")
+@router.post("/tokens/{token_id:int}/revoke", openapi_extra=access("user:update"))
 def revoke_token(
     request: Request, token_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -269,7 +270,7 @@ def revoke_token(
 # --- checklist --------------------------------------------------------------------------------
 
 
-@router.get("/checklist", response_class=HTMLResponse)
+@router.get("/checklist", response_class=HTMLResponse, openapi_extra=access("checklist:read"))
 def checklist_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The pre-deployment checklist: open items first, attestations with their notes."""
     from core import checks
@@ -288,7 +289,7 @@ def checklist_page(request: Request, principal: Principal = Depends(ui_principal
     )
 
 
-@router.post("/checklist/{check_id}/attest")
+@router.post("/checklist/{check_id}/attest", openapi_extra=access("checklist:attest"))
 async def attest(
     request: Request, check_id: str, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -312,7 +313,7 @@ async def attest(
 # --- audit log --------------------------------------------------------------------------------
 
 
-@router.get("/audit", response_class=HTMLResponse)
+@router.get("/audit", response_class=HTMLResponse, openapi_extra=access("audit:read"))
 def audit_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The audit log, newest first, by keyset pages; filter by model, action or actor."""
     from core.models import AuditLog

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from core import audit
 from core.i18n import N_, Msg
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import (
     UIContext,
@@ -84,7 +85,7 @@ def _endpoint_or_404(session: Any, endpoint_id: int) -> Any:
 # --- the list and registering -----------------------------------------------------------------
 
 
-@router.get("", response_class=HTMLResponse)
+@router.get("", response_class=HTMLResponse, openapi_extra=access(PERMISSION))
 def webhooks_page(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """Every endpoint with its events and state; the form to register one."""
     _allowed(principal)
@@ -129,7 +130,7 @@ def _list_view(
         )
 
 
-@router.post("")
+@router.post("", openapi_extra=access(PERMISSION))
 async def register(request: Request, principal: Principal = Depends(ui_principal)) -> Response:
     """Register an endpoint; show its secret once, or the form again with the errors."""
     from core.webhooks import service
@@ -160,7 +161,7 @@ async def register(request: Request, principal: Principal = Depends(ui_principal
 # --- one endpoint -----------------------------------------------------------------------------
 
 
-@router.get("/{endpoint_id}", response_class=HTMLResponse)
+@router.get("/{endpoint_id}", response_class=HTMLResponse, openapi_extra=access(PERMISSION))
 def endpoint_page(
     request: Request, endpoint_id: int, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -237,7 +238,7 @@ def _here(endpoint_id: int) -> str:
     return f"/admin/webhooks/{endpoint_id}"
 
 
-@router.post("/{endpoint_id}")
+@router.post("/{endpoint_id}", openapi_extra=access(PERMISSION))
 async def save(
     request: Request, endpoint_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -270,7 +271,7 @@ async def save(
     return flash_redirect(request, _here(endpoint_id), message=N_("Saved."))
 
 
-@router.post("/{endpoint_id}/active")
+@router.post("/{endpoint_id}/active", openapi_extra=access(PERMISSION))
 async def set_active(
     request: Request, endpoint_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -290,7 +291,7 @@ async def set_active(
     return flash_redirect(request, _here(endpoint_id), message=text)
 
 
-@router.post("/{endpoint_id}/rotate")
+@router.post("/{endpoint_id}/rotate", openapi_extra=access(PERMISSION))
 def rotate(
     request: Request, endpoint_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -306,7 +307,7 @@ def rotate(
     return _endpoint_view(request, principal, endpoint_id, secret=secret, message=message)
 
 
-@router.post("/{endpoint_id}/delete")
+@router.post("/{endpoint_id}/delete", openapi_extra=access(PERMISSION))
 def remove(
     request: Request, endpoint_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -355,7 +356,7 @@ def _outcome(delivery: Any) -> dict[str, str]:
     }
 
 
-@router.post("/{endpoint_id}/ping")
+@router.post("/{endpoint_id}/ping", openapi_extra=access(PERMISSION))
 def ping(
     request: Request, endpoint_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:
@@ -373,7 +374,7 @@ def ping(
     return flash_redirect(request, _here(endpoint_id), **_outcome(_send_now(crm, delivery_id)))
 
 
-@router.post("/deliveries/{delivery_id}/redeliver")
+@router.post("/deliveries/{delivery_id}/redeliver", openapi_extra=access(PERMISSION))
 def redeliver(
     request: Request, delivery_id: int, principal: Principal = Depends(ui_principal)
 ) -> Response:

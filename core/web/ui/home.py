@@ -12,6 +12,7 @@ import logging
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, csrf_check, page, ui_principal
 
@@ -19,7 +20,7 @@ log = logging.getLogger("crm.ui")
 router = APIRouter(dependencies=[Depends(csrf_check)], include_in_schema=False)
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, openapi_extra=access(None))
 def dashboard(request: Request, principal: Principal = Depends(ui_principal)) -> HTMLResponse:
     """The home dashboard: the widgets the user may see."""
     ctx = UIContext(request, principal)
@@ -27,15 +28,19 @@ def dashboard(request: Request, principal: Principal = Depends(ui_principal)) ->
     return page(ctx, "dashboard.html", widgets=widgets, problems=ctx.ui.registry.problems)
 
 
-@router.get("/ui/widgets/{widget_id}", response_class=HTMLResponse)
+@router.get(
+    "/ui/widgets/{widget_id}", response_class=HTMLResponse, openapi_extra=access("{widget}")
+)
 def widget(
     request: Request, widget_id: str, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
     """One dashboard widget, computed now; an error box if its module fails."""
     ctx = UIContext(request, principal)
     found = next((w for w in ctx.ui.registry.widgets if w.id == widget_id), None)
-    if found is None or not ctx.can(found.permission):
+    if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no widget {widget_id!r}")
+    if found.permission is not None:
+        principal.require(found.permission)
     with ctx.crm.db.session() as session:
         ctx.session = session
         try:
@@ -47,7 +52,11 @@ def widget(
     return page(ctx, "widget.html", widget=found, value=value)
 
 
-@router.get("/ui/slots/{slot_id}/{record_id:int}", response_class=HTMLResponse)
+@router.get(
+    "/ui/slots/{slot_id}/{record_id:int}",
+    response_class=HTMLResponse,
+    openapi_extra=access("{slot}", all_of=("{resource}:read",), scoped=True),
+)
 def slot(
     request: Request, slot_id: str, record_id: int, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -56,13 +65,12 @@ def slot(
 
     ctx = UIContext(request, principal)
     found = next((s for s in ctx.ui.registry.slots if s.id == slot_id), None)
-    if found is None or not ctx.can(found.permission):
+    if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no slot {slot_id!r}")
+    if found.permission is not None:
+        principal.require(found.permission)
     resource = ctx.ui.registry.resource(found.resource)
-    if not principal.can(resource.permission("read")):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"permission {resource.permission('read')} required"
-        )
+    principal.require(resource.permission("read"))
     with ctx.crm.db.session() as session:
         ctx.session = session
         if data.get(ctx.crm, session, principal.user, resource, record_id) is None:

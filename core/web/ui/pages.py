@@ -24,6 +24,7 @@ from core.i18n import N_
 from core.ui import data
 from core.ui import registry as reg
 from core.ui.specs import Column, FormErrors, Resource, StaleRecord
+from core.web.access import access
 from core.web.deps import Principal
 from core.web.ui.context import UIContext, csrf_check, is_htmx, page, ui_principal
 
@@ -75,7 +76,7 @@ def _params(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if k not in ("cursor", "sort")}
 
 
-@router.get("/ui/{name}", response_class=HTMLResponse)
+@router.get("/ui/{name}", response_class=HTMLResponse, openapi_extra=access("{resource}:read"))
 def list_page(
     request: Request, name: str, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -120,7 +121,7 @@ def list_page(
         )
 
 
-@router.get("/ui/{name}/export.csv")
+@router.get("/ui/{name}/export.csv", openapi_extra=access("{resource}:export"))
 def export_csv(
     request: Request, name: str, principal: Principal = Depends(ui_principal)
 ) -> StreamingResponse:
@@ -217,7 +218,9 @@ def _render_form(
     )
 
 
-@router.get("/ui/{name}/new", response_class=HTMLResponse)
+@router.get(
+    "/ui/{name}/new", response_class=HTMLResponse, openapi_extra=access("{resource}:create")
+)
 def new_form(
     request: Request, name: str, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -228,7 +231,11 @@ def new_form(
         return _render_form(UIContext(request, principal, session), resource, None)
 
 
-@router.get("/ui/{name}/{record_id:int}/edit", response_class=HTMLResponse)
+@router.get(
+    "/ui/{name}/{record_id:int}/edit",
+    response_class=HTMLResponse,
+    openapi_extra=access("{resource}:update", scoped=True),
+)
 def edit_form(
     request: Request, name: str, record_id: int, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -248,7 +255,9 @@ async def _form_data(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-@router.post("/ui/{name}/new", response_class=HTMLResponse)
+@router.post(
+    "/ui/{name}/new", response_class=HTMLResponse, openapi_extra=access("{resource}:create")
+)
 async def create(
     request: Request, name: str, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -257,7 +266,11 @@ async def create(
     return await _run_sync(request, _save, request, name, None, form, principal)
 
 
-@router.post("/ui/{name}/{record_id:int}/edit", response_class=HTMLResponse)
+@router.post(
+    "/ui/{name}/{record_id:int}/edit",
+    response_class=HTMLResponse,
+    openapi_extra=access("{resource}:update", scoped=True),
+)
 async def update(
     request: Request, name: str, record_id: int, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -333,7 +346,9 @@ def _form_again(
         )
 
 
-@router.get("/ui/{name}/kanban", response_class=HTMLResponse)
+@router.get(
+    "/ui/{name}/kanban", response_class=HTMLResponse, openapi_extra=access("{resource}:read")
+)
 def kanban_page(
     request: Request, name: str, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -379,7 +394,11 @@ def _groups(view: Any, session: Session) -> list[tuple[str, str]]:
     return list(view.groups(session) if callable(view.groups) else view.groups)
 
 
-@router.post("/ui/{name}/{record_id:int}/move", response_class=HTMLResponse)
+@router.post(
+    "/ui/{name}/{record_id:int}/move",
+    response_class=HTMLResponse,
+    openapi_extra=access("{resource}:update", scoped=True),
+)
 async def move_card(
     request: Request, name: str, record_id: int, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -400,13 +419,14 @@ def _move(
     try:
         with crm.db.write() as session:
             session.info[audit.REQUEST_KEY] = request
+            # a record the user may not see is 404 whatever the form holds
+            record = data.get(crm, session, principal.user, resource, record_id)
+            if record is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} {record_id}")
             if group not in {value for value, _ in _groups(view, session)}:
                 raise HTTPException(
                     status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown group {group!r}"
                 )
-            record = data.get(crm, session, principal.user, resource, record_id)
-            if record is None:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} {record_id}")
             data.save(
                 UIContext(request, principal, session),
                 resource,
@@ -428,7 +448,11 @@ def _move(
     return RedirectResponse(f"/ui/{name}/kanban", status_code=303)
 
 
-@router.get("/ui/{name}/{record_id:int}", response_class=HTMLResponse)
+@router.get(
+    "/ui/{name}/{record_id:int}",
+    response_class=HTMLResponse,
+    openapi_extra=access("{resource}:read", scoped=True),
+)
 def detail_page(
     request: Request, name: str, record_id: int, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -494,7 +518,11 @@ def detail_page(
         )
 
 
-@router.post("/ui/{name}/actions/{action}", response_class=HTMLResponse)
+@router.post(
+    "/ui/{name}/actions/{action}",
+    response_class=HTMLResponse,
+    openapi_extra=access("{action}", scoped=True),
+)
 async def run_action(
     request: Request, name: str, action: str, principal: Principal = Depends(ui_principal)
 ) -> HTMLResponse:
@@ -527,21 +555,29 @@ def _action(
     if not ids:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "select at least one record")
     crm = request.app.state.crm
-    with crm.db.write() as session:
-        session.info[audit.REQUEST_KEY] = request
-        ctx = UIContext(request, principal, session)
-        model = resource.model
-        query = data.filtered(crm, principal.user, resource, None, {}).where(model.id.in_(ids))
-        visible = [r.id for r in session.scalars(query)]
-        if len(visible) != len(set(ids)):
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, "some records do not exist or are hidden"
-            )
-        message = found.run(ctx, visible)
+    status_code = status.HTTP_200_OK
+    try:
+        with crm.db.write() as session:
+            session.info[audit.REQUEST_KEY] = request
+            ctx = UIContext(request, principal, session)
+            model = resource.model
+            query = data.filtered(crm, principal.user, resource, None, {}).where(model.id.in_(ids))
+            visible = [r.id for r in session.scalars(query)]
+            if len(visible) != len(set(ids)):
+                raise HTTPException(
+                    status.HTTP_404_NOT_FOUND, "some records do not exist or are hidden"
+                )
+            message = found.run(ctx, visible)
+    except FormErrors as exc:
+        # the action refused a record (a mailing that is no longer a draft): nothing was written
+        status_code, message = status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)
+    except (StaleRecord, StaleDataError):
+        status_code, message = status.HTTP_409_CONFLICT, STALE_MESSAGE
     with crm.db.session() as session:
         return page(
             UIContext(request, principal, session),
             "message.html",
+            status_code=status_code,
             message=message,
             back=request.headers.get("referer") or f"/ui/{name}",
         )

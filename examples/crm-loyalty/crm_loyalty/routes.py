@@ -15,6 +15,7 @@ from core.errors import Invalid
 from core.records import can_see_customer
 from core.runtime import Crm
 from core.web import problems
+from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
 from crm_loyalty import NAME, notes, points
 from crm_loyalty.permissions import CREATE, POINTS_READ, READ
@@ -48,7 +49,11 @@ def _visible(crm: Crm, session: Session, principal: Principal, customer_id: int)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {customer_id}")
 
 
-@router.get("/customers/{customer_id}/notes", response_model=list[NoteOut])
+@router.get(
+    "/customers/{customer_id}/notes",
+    response_model=list[NoteOut],
+    openapi_extra=access(READ, scoped=True),
+)
 async def list_notes(
     customer_id: int,
     limit: int = Query(50, ge=1, le=500),
@@ -61,7 +66,12 @@ async def list_notes(
     return [NoteOut.model_validate(n) for n in notes.latest(session, customer_id, limit)]
 
 
-@router.post("/customers/{customer_id}/notes", response_model=NoteOut, status_code=201)
+@router.post(
+    "/customers/{customer_id}/notes",
+    response_model=NoteOut,
+    status_code=201,
+    openapi_extra=access(CREATE, scoped=True),
+)
 def create_note(
     customer_id: int,
     body: NoteIn,
@@ -96,7 +106,11 @@ class PointsOut(BaseModel):
     latest: list[EarningOut]
 
 
-@router.get("/customers/{customer_id}/points", response_model=PointsOut)
+@router.get(
+    "/customers/{customer_id}/points",
+    response_model=PointsOut,
+    openapi_extra=access(POINTS_READ, scoped=True),
+)
 def customer_points(
     customer_id: int,
     principal: Principal = Depends(require_permission(POINTS_READ)),

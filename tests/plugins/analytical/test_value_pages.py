@@ -216,7 +216,7 @@ def test_the_customer_360_panels(an_crm, people, browser):
     # a salesperson sees the class panel of their customers but not the value panel
     an = browser("an@example.com")
     assert an.get(f"/ui/slots/analytical.class/{owned['an'][1]}").status_code == 200
-    assert an.get(f"/ui/slots/analytical.value/{owned['an'][1]}").status_code == 404
+    assert an.get(f"/ui/slots/analytical.value/{owned['an'][1]}").status_code == 403
 
 
 def test_the_customer_list_filters_by_class_and_tier(an_crm, people, browser):

@@ -63,7 +63,7 @@ def test_home_shows_the_widgets_to_analysts_only(browser):
     for widget in WIDGETS:
         assert f'hx-get="/ui/widgets/{widget}"' in home
     assert "analytical." not in sales.get("/").text
-    assert sales.get("/ui/widgets/analytical.revenue_month").status_code == 404
+    assert sales.get("/ui/widgets/analytical.revenue_month").status_code == 403
 
 
 def test_widgets_are_empty_without_a_snapshot(browser):

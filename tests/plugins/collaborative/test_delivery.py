@@ -12,7 +12,7 @@ import zoneinfo
 import pytest
 from sqlalchemy import func, select, update
 
-from core import modules
+from core import modules, users
 from core.bootstrap import initialise
 from core.db import utcnow
 from core.models import Setting
@@ -20,7 +20,13 @@ from plugins.collaborative import delivery
 from plugins.collaborative.inbox import set_preferences
 from plugins.collaborative.models import Digest, Notification
 from plugins.collaborative.notify import Subject, notify
-from tests.plugins.collaborative.helpers import ADMIN, ADMIN_PASSWORD, add_customer, add_people
+from tests.plugins.collaborative.helpers import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    PASSWORD,
+    add_customer,
+    add_people,
+)
 
 AN, BINH, CHI, DUNG = "an@example.com", "binh@example.com", "chi@example.com", "dung@example.com"
 ZAHRA = "zahra@example.com"
@@ -121,6 +127,20 @@ def test_after_a_451_refusal_the_next_run_delivers_one_copy(mail_crm, smtp):
     )
     assert delivery.deliver_pending(mail_crm).sent == 0
     assert len(smtp.handler.envelopes) == 1
+
+
+def test_a_colleague_whose_address_is_not_ascii_is_mailed(mail_crm, smtp):
+    """The product accepts addresses such as đức@example.com; their mail goes out (SMTPUTF8)
+    instead of the header parser refusing them and stopping the whole run."""
+    with mail_crm.db.write() as session:
+        user = users.create_user(session, "đức@example.com", "Phạm Đức", PASSWORD, ["sales"])
+        mail_crm.people["đức@example.com"] = user.id
+    _tell(mail_crm, "đức@example.com", "message:1")
+    _tell(mail_crm, BINH, "message:2")
+    assert delivery.deliver_pending(mail_crm).sent == 2
+    assert sorted(smtp.handler.recipients()) == [BINH, "đức@example.com"]
+    (raw,) = [e.content for e in smtp.handler.envelopes if "đức@example.com" in e.rcpt_tos]
+    assert "To: Phạm Đức <đức@example.com>".encode() in raw
 
 
 def test_refused_too_often_or_for_good_it_fails(mail_crm, smtp):

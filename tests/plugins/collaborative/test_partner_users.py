@@ -187,7 +187,7 @@ def test_the_shares_panel_shares_and_unshares_with_htmx(co_crm, api, browser):
     stopped = mai.post("/collaborative/shares/delete", form, headers=HX)
     assert "Not shared with any partner contact." in stopped.text
     an = browser(co_crm, "an@example.com")  # sales: not a share manager
-    assert an.get(f"/ui/slots/collaborative.shares/{setup['shared']}").status_code == 404
+    assert an.get(f"/ui/slots/collaborative.shares/{setup['shared']}").status_code == 403
     assert an.post("/collaborative/shares", form, headers=HX).status_code == 403
 
 

@@ -131,7 +131,7 @@ def test_the_customer_360_panel_shows_the_top_offers_and_the_churn_alert(ss_crm,
     assert "120" in hoa  # the churn reason in plain words
     # the panel is only for customers the user may see
     assert an.get(f"{SLOT}/{world['trang']}").status_code == 404
-    assert browser(ss_crm, DUNG).get(f"{SLOT}/{world['lan']}").status_code == 404
+    assert browser(ss_crm, DUNG).get(f"{SLOT}/{world['lan']}").status_code == 403
     # the customer page places the panel
     page = an.get(f"/ui/customer/{world['lan']}").text
     assert "/ui/slots/smart_sales.next_best_offers/" in page
@@ -179,7 +179,7 @@ def test_the_dashboard_widget_counts_my_open_alerts(ss_crm, world, browser, api)
     assert 'data-value="4"' in an.get("/ui/widgets/smart_sales.my_alerts").text  # acted: open
     mai = browser(ss_crm, MAI)
     assert 'data-value="0"' in mai.get("/ui/widgets/smart_sales.my_alerts").text
-    assert browser(ss_crm, DUNG).get("/ui/widgets/smart_sales.my_alerts").status_code == 404
+    assert browser(ss_crm, DUNG).get("/ui/widgets/smart_sales.my_alerts").status_code == 403
 
 
 def test_the_alert_views_load_without_problems(ss_crm):

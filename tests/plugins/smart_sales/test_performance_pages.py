@@ -248,4 +248,4 @@ def test_dashboard_widget_revenue_credited_this_month(ss_crm, perf, browser):
     assert "₫1,234,000" in admin.text
     chi = browser(ss_crm, "chi@example.com").get(url)
     assert 'data-value="0"' in chi.text  # chi's team does not own the alert
-    assert browser(ss_crm, DUNG).get(url).status_code == 404
+    assert browser(ss_crm, DUNG).get(url).status_code == 403
