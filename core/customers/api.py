@@ -437,6 +437,7 @@ def delete_customer(
     "/{customer_id}/identities",
     response_model=IdentityOut,
     status_code=201,
+    responses={409: {"description": "the identity belongs to another customer"}},
     openapi_extra=access("customer:update", scoped=True),
 )
 def add_identity(
@@ -504,6 +505,7 @@ async def customer_duplicates(
 @router.post(
     "/{customer_id}/merge",
     response_model=MergeOut,
+    responses={409: {"description": "a stale version; the body holds the current customer"}},
     openapi_extra=access("customer:merge", scoped=True),
 )
 def merge_customers(

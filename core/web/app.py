@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -46,7 +49,7 @@ def create_app(crm: Crm, check_schema: bool = True) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
         # the background webhook deliverer runs while the server does (webhooks_in_server)
         lifespan=server_lifespan(crm),
-        dependencies=[Depends(_query_values_once)],
+        dependencies=[Depends(_acceptable_values)],
     )
     app.state.crm = crm
     app.state.plugin_errors = {}
@@ -85,19 +88,76 @@ def create_app(crm: Crm, check_schema: bool = True) -> FastAPI:
     return app
 
 
-async def _query_values_once(request: Request) -> None:
-    """Refuse a query parameter that the route takes once but the request repeats (422 naming
-    it), rather than silently reading one of its values (HTTP parameter pollution)."""
-    names = [name for name, _ in request.query_params.multi_items()]
-    repeated = {name for name in names if names.count(name) > 1}
+#: The ``type`` of the 422 error for a NUL character (U+0000) in a parameter or field.
+NUL_ERROR = "nul_character"
+
+
+async def _acceptable_values(request: Request) -> None:
+    """Refuse, naming each parameter or field (422), what no route takes: a query parameter
+    the route reads once but the request repeats (which value counts would be a guess: HTTP
+    parameter pollution), and the NUL character in any text (PostgreSQL cannot store it, and
+    reached the database with it and failed with a 500)."""
+    errors = [*_repeated_values(request), *_nul_characters(request)]
+    if request.headers.get("content-type", "").startswith("application/json"):
+        errors += _nul_in_json(await request.body())
+    if errors:
+        raise RequestValidationError(errors)
+
+
+def _repeated_values(request: Request) -> list[dict[str, Any]]:
+    counts = Counter(name for name, _ in request.query_params.multi_items())
+    repeated = {name for name, count in counts.items() if count > 1}
     route = request.scope.get("route")
-    if repeated and route is not None and (once := repeated & _single_query_params(route)):
-        raise RequestValidationError(
-            [
-                {"loc": ("query", name), "msg": f"give {name} once", "type": "value_error"}
-                for name in sorted(once)
-            ]
+    if not repeated or route is None:
+        return []
+    once = repeated & _single_query_params(route)
+    return [_error("query", [name], f"give {name} once") for name in sorted(once)]
+
+
+def _nul_characters(request: Request) -> list[dict[str, Any]]:
+    given = [
+        *(("query", name, value) for name, value in request.query_params.multi_items()),
+        *(("path", name, str(value)) for name, value in request.path_params.items()),
+    ]
+    return [
+        _error(where, [name], f"{name} holds a NUL character", NUL_ERROR)
+        for where, name, value in given
+        if "\x00" in name or "\x00" in value
+    ]
+
+
+def _nul_in_json(body: bytes) -> list[dict[str, Any]]:
+    if b"\\u0000" not in body:
+        return []  # JSON writes NUL only as this escape
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return []  # FastAPI answers 400
+    return [
+        _error(
+            "body",
+            path,
+            f"{'.'.join(map(str, path)) or 'the body'} holds a NUL character",
+            NUL_ERROR,
         )
+        for path in _nul_paths(data, [])
+    ]
+
+
+def _nul_paths(value: Any, path: list[Any]) -> Iterator[list[Any]]:
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from ([[*path, key]] if "\x00" in key else _nul_paths(item, [*path, key]))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_paths(item, [*path, index])
+
+
+def _error(where: str, path: list[Any], message: str, kind: str = "value_error") -> dict[str, Any]:
+    return {"loc": (where, *path), "msg": message, "type": kind}
 
 
 def _single_query_params(route: Any) -> set[str]:

@@ -77,6 +77,7 @@ CLEAN_TEXT = trimmed(f"[^{CONTROL}]*[^{CONTROL}{SPACE}][^{CONTROL}]*", blank=Fal
 CLEAN_TEXT_OR_BLANK = trimmed(f"[^{CONTROL}]*")
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_READERS = {kind: TypeAdapter(kind) for kind in (dt.datetime, dt.date)}
 
 
 def _iso(kind: type, value: Any, example: str) -> Any:
@@ -85,7 +86,7 @@ def _iso(kind: type, value: Any, example: str) -> Any:
     if not isinstance(value, str) or not _ISO_DATE.match(value):
         raise ValueError(f"expected ISO 8601 text such as {example}")
     try:
-        return TypeAdapter(kind).validate_python(value)
+        return _READERS[kind].validate_python(value)
     except ValidationError:
         raise ValueError(f"{value!r} is not a valid ISO 8601 value such as {example}") from None
 

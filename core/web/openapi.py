@@ -23,6 +23,12 @@ from fastapi import FastAPI
 from core.web.access import KEY
 
 SAFE_METHODS = {"get", "head", "options"}
+DESCRIPTION = (
+    "Send an API token (`Authorization: Bearer ...`) or the session cookie. Every error answer"
+    " has a `detail`; a 422 lists each refused parameter or field with its `loc`. Rules that"
+    " hold for every operation: a query parameter that takes one value may be given once, and"
+    " text never holds the NUL character (U+0000)."
+)
 #: The body of every error answer: ``detail`` is a message, or a list of field errors for 422.
 PROBLEM = {
     "title": "Problem",
@@ -64,6 +70,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     schemas.setdefault("ValidationError", _VALIDATION_ERROR)
     schemas["Problem"] = PROBLEM
     doc["security"] = [{"bearer": []}, {"session": []}]
+    doc["info"]["description"] = DESCRIPTION
     _whole_numbers(doc)
     for path, operations in doc.get("paths", {}).items():
         for method, operation in operations.items():

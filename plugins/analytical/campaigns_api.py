@@ -455,6 +455,7 @@ def send_campaign(
 @router.get(
     "/campaigns/{campaign_id}/results",
     response_model=ResultsOut,
+    responses={409: {"description": "the campaign is not frozen yet"}},
     openapi_extra=access("analytical.campaign:read"),
 )
 async def campaign_results(

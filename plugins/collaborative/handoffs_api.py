@@ -22,7 +22,7 @@ from core.runtime import Crm
 from core.web import problems
 from core.web.access import access
 from core.web.deps import Principal, get_crm, read_session, require_permission, write_session
-from core.web.inputs import BODY, Id, Timestamp, Version
+from core.web.inputs import BODY, NOT_BLANK, Id, Timestamp, Version
 from plugins.collaborative import handoffs
 from plugins.collaborative.models import Handoff
 
@@ -56,7 +56,7 @@ class DecisionIn(BaseModel):
 class ReturnIn(DecisionIn):
     """Why the receiving team returns the hand-off."""
 
-    reason: str = Field(min_length=1, max_length=handoffs.MAX_REASON_LENGTH)
+    reason: str = Field(min_length=1, max_length=handoffs.MAX_REASON_LENGTH, pattern=NOT_BLANK)
 
 
 class HandoffOut(BaseModel):

@@ -30,6 +30,7 @@ from core.web.problems import conflict, guarded, invalid, stale
 from plugins.collaborative import partners
 from plugins.collaborative.models import (
     PARTNER_KINDS,
+    PARTNER_RELATIONS,
     Partner,
     PartnerContact,
     PartnerLink,
@@ -105,7 +106,7 @@ class ContactIn(BaseModel):
     """A person at a partner."""
 
     model_config = BODY
-    name: str = Field(max_length=200)
+    name: str = Field(max_length=200, pattern=NOT_BLANK)
     email: str | None = Field(None, max_length=254)
     phone: str | None = Field(None, max_length=40)
     position: str = Field("", max_length=100)
@@ -147,7 +148,7 @@ class LinkIn(BaseModel):
     model_config = BODY
     record_type: str = Field("customer", max_length=60)
     record_id: Id = Field(ge=1)
-    relation: str = Field(max_length=20)
+    relation: Literal[*PARTNER_RELATIONS]
     note: str = Field("", max_length=2000)
 
 
@@ -513,6 +514,7 @@ async def partner_links(
     "/partners/{partner_id}/links",
     response_model=LinkOut,
     status_code=201,
+    responses={409: {"description": "the partner has this link already"}},
     openapi_extra=access(UPDATE, scoped=True),
 )
 def add_link(

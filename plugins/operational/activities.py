@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
+from core.models import User
 from plugins.operational import interactions
 from plugins.operational.models import ACTIVITY_KINDS, Activity
 
@@ -41,6 +42,11 @@ def schedule(session: Session, values: dict[str, Any]) -> Activity:
     remind_at = values.get("remind_at")
     if remind_at is not None and remind_at > values["due_at"]:
         raise ActivityError("remind_at", "the reminder must come before the due time")
+    user_id = values.get("user_id")
+    if user_id is not None:
+        user = session.get(User, user_id)
+        if user is None or not user.is_active:
+            raise ActivityError("user_id", f"no active user {user_id}")
     activity = Activity(
         kind=values["kind"],
         subject=values["subject"],

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core.db import utcnow
 from core.i18n import N_
+from core.models import Team, User
 from plugins.operational import collaboration, webhooks
 from plugins.operational.models import LostReason, Opportunity, Stage
 
@@ -95,8 +96,23 @@ def lost_reasons(session: Session) -> list[tuple[str, str]]:
     ]
 
 
+def _check_references(session: Session, values: dict[str, Any]) -> None:
+    """``PipelineError`` naming an owner, team or lost reason given that does not exist."""
+    owner_id = values.get("owner_id")
+    if owner_id is not None:
+        owner = session.get(User, owner_id)
+        if owner is None or not owner.is_active:
+            raise PipelineError("owner_id", f"no active user {owner_id}")
+    if values.get("team_id") is not None and session.get(Team, values["team_id"]) is None:
+        raise PipelineError("team_id", f"no team {values['team_id']}")
+    reason_id = values.get("lost_reason_id")
+    if reason_id is not None and session.get(LostReason, reason_id) is None:
+        raise PipelineError("lost_reason_id", f"no lost reason {reason_id}")
+
+
 def create(session: Session, values: dict[str, Any], default_currency: str) -> Opportunity:
     """Open an opportunity; its probability comes from its stage unless given."""
+    _check_references(session, values)
     team_id = values.get("team_id")
     stage = stage_named(session, team_id, values.get("stage") or stages(session, team_id)[0].name)
     if stage.kind != "open":
@@ -141,6 +157,7 @@ def update(
     Given ``crm``, a move into a won or lost stage is announced (``record_event``) once the
     transaction commits and published as the ``deal.won`` or ``deal.lost`` webhook event.
     """
+    _check_references(session, values)
     team_id = values.get("team_id", opportunity.team_id)
     stage_name = values.get("stage") or opportunity.stage
     stage = stage_named(session, team_id, stage_name)

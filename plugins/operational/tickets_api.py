@@ -113,7 +113,7 @@ class RespondIn(BaseModel):
     """A response sent to the customer (logged as an outbound interaction on the ticket)."""
 
     model_config = BODY
-    body: str = Field(min_length=1, max_length=20_000)
+    body: str = Field(min_length=1, max_length=20_000, pattern=NOT_BLANK)
     subject: str | None = Field(None, min_length=1, max_length=200)
     channel: Channel = "email"
     kind: Kind = "email"
